@@ -1,0 +1,3 @@
+#include "cnifti.h"
+#include <nifti1_io.h>
+int cnifti_version(void) { return 1; }

@@ -1,0 +1,2 @@
+import MPIShim
+public func mpiWorldHandle() -> MPI_Comm { shim_comm_world() }

@@ -1,0 +1,2 @@
+import CBLAS
+public func blasCoreName() -> String { String(cString: openblas_get_corename()) }

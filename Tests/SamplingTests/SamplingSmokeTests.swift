@@ -1,0 +1,3 @@
+import XCTest
+@testable import Sampling
+final class SamplingSmokeTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

@@ -1,0 +1,3 @@
+import XCTest
+@testable import Train
+final class TrainSmokeTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }
