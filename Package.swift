@@ -24,13 +24,15 @@ let package = Package(
         .target(name: "Sampling", path: "Sources/Sampling"),
         .target(name: "Metrics", path: "Sources/Metrics"),
         .target(name: "DataParallel", dependencies: ["MPIShim"], path: "Sources/DataParallel"),
+        .target(name: "Refine", dependencies: ["Data"], path: "Sources/Refine"),
         .target(name: "Train", dependencies: ["Tensor", "Data", "Sampling", "Metrics", "DataParallel"], path: "Sources/Train"),
-        .executableTarget(name: "episodic", dependencies: ["Train", "Tensor", "Data", "Sampling", "Metrics", "DataParallel"], path: "Sources/episodic"),
+        .executableTarget(name: "episodic", dependencies: ["Train", "Tensor", "Data", "Sampling", "Metrics", "DataParallel", "Refine"], path: "Sources/episodic"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: ["Data"], path: "Tests/DataTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"], path: "Tests/SamplingTests"),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], path: "Tests/MetricsTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "DataParallelTests", dependencies: ["DataParallel"], path: "Tests/DataParallelTests"),
+        .testTarget(name: "RefineTests", dependencies: ["Refine"], path: "Tests/RefineTests"),
         .testTarget(name: "TrainTests", dependencies: ["Train", "episodic"], path: "Tests/TrainTests"),
     ]
 )

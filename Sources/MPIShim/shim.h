@@ -28,4 +28,6 @@ static inline int shim_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int shim_undefined(void) { return MPI_UNDEFINED; }
 static inline int shim_status_source(const MPI_Status *s) { return s->MPI_SOURCE; }
 static inline int shim_status_tag(const MPI_Status *s) { return s->MPI_TAG; }
+static inline int shim_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
+static inline MPI_Message shim_message_null(void) { return MPI_MESSAGE_NULL; }
 #endif

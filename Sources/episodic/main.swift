@@ -10,6 +10,12 @@ struct Command {
 // Each command lives in its own file; register it here.
 let commands: [Command] = [
     benchCommand,
+    phantomCommand,
+    preprocessCommand,
+    inspectCommand,
+    datasetCommand,
+    commCheckCommand,
+    trainCommand,
 ]
 
 func usage() -> String {

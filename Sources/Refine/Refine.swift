@@ -1,0 +1,1 @@
+// Refine module: SAROS + BOA + TotalSegmentator → nine-class data set (issue 8)

@@ -1,0 +1,117 @@
+import CBLAS
+import Foundation
+
+/// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, with op(A) M×K and op(B) K×N.
+/// lda/ldb/ldc are the row strides of the matrices as stored (before transposition).
+@inline(__always)
+func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// An sgemm self-check found a wrong result: the BLAS kernel is not trustworthy on this CPU.
+public struct BLASCheckError: Error, CustomStringConvertible, LocalizedError {
+    public let description: String
+    public var errorDescription: String? { description }
+}
+
+/// Facts about (and control of) the OpenBLAS library in use.
+public enum BLASInfo {
+    /// OpenBLAS's kernel name (e.g. "SkylakeX", "Haswell", or the generic "Prescott").
+    public static var coreName: String { String(cString: openblas_get_corename()) }
+
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+    /// Compares sgemm against a double-precision naive product on a few shapes (all transpose combinations,
+    /// padded leading dimensions, alpha/beta ≠ trivial, C prefilled with NaN where beta = 0 must ignore it).
+    /// Throws when any element is off by more than 1e-4·√K relative to the magnitude of the terms.
+    public static func selfCheck() throws {
+        // (m, n, k): small odd sizes, a skinny im2col-like shape, a deep-layer-like one and odd sizes past the kernel blocks.
+        let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 5, 3), (33, 65, 17), (32, 200, 96), (48, 16, 480), (65, 33, 130)]
+        var counter: UInt64 = 0
+        let key = CounterRNG.mixKey(0x424C_4153) // "BLAS"
+        for (m, n, k) in shapes {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    for (alpha, beta) in [(Float(1), Float(0)), (Float(-0.5), Float(0.3))] {
+                        let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 1, ldc = n + 2
+                        let rowsA = transA ? k : m, rowsB = transB ? n : k
+                        var a = [Float](repeating: 0, count: rowsA * lda)
+                        var b = [Float](repeating: 0, count: rowsB * ldb)
+                        var c = [Float](repeating: 0, count: m * ldc)
+                        for i in a.indices { a[i] = Float(CounterRNG.uniform(key: key, counter: counter) * 2 - 1); counter += 1 }
+                        for i in b.indices { b[i] = Float(CounterRNG.uniform(key: key, counter: counter) * 2 - 1); counter += 1 }
+                        for i in c.indices { c[i] = beta == 0 ? .nan : Float(CounterRNG.uniform(key: key, counter: counter)); counter += 1 }
+                        let c0 = c
+                        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, lda: lda,
+                                  b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                        } } }
+                        if let msg = compare(a: a, b: b, c0: c0, c: c, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                                             transA: transA, transB: transB, alpha: alpha, beta: beta) {
+                            throw BLASCheckError(description: "BLAS self-check failed: OpenBLAS sgemm (core \(coreName), " +
+                                "\(threads) thread(s)) \(msg) for m=\(m) n=\(n) k=\(k) transA=\(transA) transB=\(transB) " +
+                                "alpha=\(alpha) beta=\(beta); refusing to train on wrong numbers (try another " +
+                                "OPENBLAS_CORETYPE, e.g. Haswell, or unset it)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Double-precision reference of one sgemm call; returns a description of the first bad element, if any.
+    static func compare(a: [Float], b: [Float], c0: [Float], c: [Float], m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int,
+                        transA: Bool, transB: Bool, alpha: Float, beta: Float) -> String? {
+        a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c0.withUnsafeBufferPointer { c0 in c.withUnsafeBufferPointer { c in
+            for i in 0..<m {
+                for j in 0..<n {
+                    var ref = 0.0, mag = 0.0
+                    for p in 0..<k {
+                        let t = Double(transA ? a[p * lda + i] : a[i * lda + p]) * Double(transB ? b[j * ldb + p] : b[p * ldb + j])
+                        ref += t; mag += abs(t)
+                    }
+                    ref *= Double(alpha); mag *= Double(abs(alpha))
+                    if beta != 0 { let t = Double(beta) * Double(c0[i * ldc + j]); ref += t; mag += abs(t) }
+                    let got = Double(c[i * ldc + j])
+                    if !got.isFinite || abs(got - ref) > 1e-4 * Double(k).squareRoot() * max(mag, 1e-6) {
+                        return "gave \(got) instead of \(ref) at [\(i),\(j)]"
+                    }
+                }
+            }
+            return nil
+        } } } }
+    }
+
+    /// Non-nil when OpenBLAS runs a generic kernel although the CPU has AVX2/AVX-512 (≈5× slower sgemm).
+    public static func genericKernelWarning() -> String? {
+        genericKernelWarning(coreName: coreName, cpuFlags: cpuFlags())
+    }
+
+    static func genericKernelWarning(coreName: String, cpuFlags: Set<String>) -> String? {
+        let generic = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "coppermine",
+                       "northwood", "banias", "generic", "unknown"]
+        let name = coreName.lowercased()
+        guard generic.contains(where: { name.hasPrefix($0) }) || name.isEmpty else { return nil }
+        let suggestion: String
+        if cpuFlags.contains("avx512f") { suggestion = "SkylakeX" } else if cpuFlags.contains("avx2") { suggestion = "Haswell" } else { return nil }
+        return "warning: OpenBLAS selected its generic '\(coreName)' kernel although this CPU supports " +
+            "\(suggestion == "SkylakeX" ? "AVX-512" : "AVX2"); sgemm will be several times slower. " +
+            "Set OPENBLAS_CORETYPE=\(suggestion) in the environment before starting episodic."
+    }
+
+    /// CPU feature flags of the first processor in /proc/cpuinfo (empty where that file does not exist).
+    static func cpuFlags() -> Set<String> {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
+        for line in text.split(separator: "\n") where line.hasPrefix("flags") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        }
+        return []
+    }
+}

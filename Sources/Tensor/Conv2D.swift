@@ -1,0 +1,221 @@
+/// im2col for a 3×3 kernel, padding 1, stride 1 or 2: row r = (c·3 + kh)·3 + kw of `col` (row stride `ld`) holds
+/// x[c, oh·s + kh − 1, ow·s + kw − 1] (0 outside) for all (oh, ow), laid out oh-major.
+func im2col3x3(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int, stride s: Int,
+               col: UnsafeMutablePointer<Float>, ld: Int) {
+    let ho = (h - 1) / s + 1, wo = (w - 1) / s + 1
+    for c in 0..<channels {
+        let xc = x + c * h * w
+        for kh in 0..<3 {
+            for kw in 0..<3 {
+                let row = col + ((c * 3 + kh) * 3 + kw) * ld
+                let dx = kw - 1
+                // Valid output columns: 0 <= ow·s + dx < w.
+                let owLo = dx < 0 ? 1 : 0
+                let owHi = w - 1 - dx < 0 ? 0 : min(wo, (w - 1 - dx) / s + 1)
+                for oh in 0..<ho {
+                    let ih = oh * s + kh - 1
+                    let dst = row + oh * wo
+                    if ih < 0 || ih >= h { zeroFill(dst, wo); continue }
+                    let src = xc + ih * w
+                    for ow in 0..<owLo { dst[ow] = 0 }
+                    if s == 1 {
+                        if owHi > owLo { (dst + owLo).update(from: src + owLo + dx, count: owHi - owLo) }
+                    } else {
+                        for ow in owLo..<max(owLo, owHi) { dst[ow] = src[ow * s + dx] }
+                    }
+                    for ow in max(owLo, owHi)..<wo { dst[ow] = 0 }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of im2col3x3: dx[c, ih, iw] += dcol[row, oh, ow] for every (row, oh, ow) that im2col read from it.
+func col2im3x3(_ dcol: UnsafePointer<Float>, ld: Int, channels: Int, height h: Int, width w: Int, stride s: Int,
+               dx: UnsafeMutablePointer<Float>) {
+    let ho = (h - 1) / s + 1, wo = (w - 1) / s + 1
+    for c in 0..<channels {
+        let xc = dx + c * h * w
+        for kh in 0..<3 {
+            for kw in 0..<3 {
+                let row = dcol + ((c * 3 + kh) * 3 + kw) * ld
+                let ddx = kw - 1
+                let owLo = ddx < 0 ? 1 : 0
+                let owHi = w - 1 - ddx < 0 ? 0 : min(wo, (w - 1 - ddx) / s + 1)
+                if owHi <= owLo { continue }
+                for oh in 0..<ho {
+                    let ih = oh * s + kh - 1
+                    if ih < 0 || ih >= h { continue }
+                    let src = row + oh * wo
+                    let dst = xc + ih * w
+                    if s == 1 {
+                        let d = dst + ddx
+                        for ow in owLo..<owHi { d[ow] += src[ow] }
+                    } else {
+                        for ow in owLo..<owHi { dst[ow * s + ddx] += src[ow] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Scratch shared by all convolutions of one workspace: the column matrix, its gradient and a group output.
+final class ConvScratch {
+    var col: FloatBuffer
+    var dcol: FloatBuffer
+    var tmp: FloatBuffer
+    init(colCount: Int, tmpCount: Int) {
+        col = FloatBuffer(count: colCount)
+        dcol = FloatBuffer(count: colCount)
+        tmp = FloatBuffer(count: tmpCount)
+    }
+}
+
+/// 3×3 convolution, padding 1, stride 1 or 2, with bias. Weight [cout, cin, 3, 3] at `weight` in the arena, bias
+/// [cout] at `bias`. Per group of g samples: col = im2col (K = cin·9 rows, g·HWo columns), Y = W·col (+ b).
+/// Small spatial sizes use g > 1 so the GEMM is not a sliver (one GEMM over several samples).
+struct Conv3x3 {
+    let cin: Int
+    let cout: Int
+    let stride: Int
+    let weight: Int
+    let bias: Int
+
+    var k: Int { cin * 9 }
+
+    func outputSize(_ h: Int, _ w: Int) -> (Int, Int) { ((h - 1) / stride + 1, (w - 1) / stride + 1) }
+
+    /// Samples per GEMM: enough columns (~2048) to keep the GEMM efficient at tiny planes.
+    static func groupSize(batch: Int, outPlane: Int) -> Int { max(1, min(batch, groupColumns / max(1, outPlane))) }
+
+    /// Target GEMM width in columns when grouping samples (tests lower it to 1 to exercise the per-sample path).
+    nonisolated(unsafe) static var groupColumns = 2048
+
+    /// Scratch sizes needed for this layer at a shape: (col and dcol count, tmp count).
+    func scratchNeeds(batch: Int, h: Int, w: Int) -> (Int, Int) {
+        let (ho, wo) = outputSize(h, w)
+        let g = Conv3x3.groupSize(batch: batch, outPlane: ho * wo)
+        return (k * g * ho * wo, g > 1 ? cout * g * ho * wo : 0)
+    }
+
+    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
+                 params: UnsafePointer<Float>, scratch: ConvScratch) {
+        let (ho, wo) = outputSize(h, w)
+        let plane = ho * wo
+        let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
+        let col = scratch.col.pointer
+        let wp = params + weight, bp = params + bias
+        var n0 = 0
+        while n0 < batch {
+            let gn = min(g, batch - n0)
+            let ld = gn * plane
+            for i in 0..<gn {
+                im2col3x3(x + (n0 + i) * cin * h * w, channels: cin, height: h, width: w, stride: stride, col: col + i * plane, ld: ld)
+            }
+            if gn == 1 {
+                let yn = y + n0 * cout * plane
+                sgemm(m: cout, n: plane, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: yn, ldc: plane)
+                for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
+            } else {
+                let t = scratch.tmp.pointer
+                sgemm(m: cout, n: ld, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: t, ldc: ld)
+                // [cout, g, plane] → [g, cout, plane] with the bias.
+                for i in 0..<gn {
+                    for co in 0..<cout {
+                        let b = bp[co], src = t + co * ld + i * plane, dst = y + ((n0 + i) * cout + co) * plane
+                        for p in 0..<plane { dst[p] = src[p] + b }
+                    }
+                }
+            }
+            n0 += gn
+        }
+    }
+
+    /// dW and db are written (not accumulated); dx is written, or added to when `accumulate` (skip gradients).
+    /// dx = nil skips the input gradient (first layer).
+    func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, accumulate: Bool,
+                  batch: Int, h: Int, w: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                  scratch: ConvScratch) {
+        let (ho, wo) = outputSize(h, w)
+        let plane = ho * wo
+        let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
+        let col = scratch.col.pointer, dcol = scratch.dcol.pointer
+        let wp = params + weight
+        let dw = grads + weight, db = grads + bias
+        zeroFill(db, cout)
+        if let dx = dx, !accumulate { zeroFill(dx, batch * cin * h * w) }
+        var n0 = 0
+        while n0 < batch {
+            let gn = min(g, batch - n0)
+            let ld = gn * plane
+            for i in 0..<gn {
+                im2col3x3(x + (n0 + i) * cin * h * w, channels: cin, height: h, width: w, stride: stride, col: col + i * plane, ld: ld)
+            }
+            let dyg: UnsafePointer<Float>
+            if gn == 1 {
+                dyg = dy + n0 * cout * plane
+            } else {
+                let t = scratch.tmp.pointer
+                for i in 0..<gn {
+                    for co in 0..<cout {
+                        (t + co * ld + i * plane).update(from: dy + ((n0 + i) * cout + co) * plane, count: plane)
+                    }
+                }
+                dyg = UnsafePointer(t)
+            }
+            for co in 0..<cout {
+                let r = dyg + co * ld
+                var s: Float = 0
+                for p in 0..<ld { s += r[p] }
+                db[co] += s
+            }
+            sgemm(transB: true, m: cout, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
+            if let dx = dx {
+                sgemm(transA: true, m: k, n: ld, k: cout, a: wp, lda: k, b: dyg, ldb: ld, beta: 0, c: dcol, ldc: ld)
+                for i in 0..<gn {
+                    col2im3x3(dcol + i * plane, ld: ld, channels: cin, height: h, width: w, stride: stride,
+                              dx: dx + (n0 + i) * cin * h * w)
+                }
+            }
+            n0 += gn
+        }
+    }
+}
+
+/// 1×1 convolution with bias (the segmentation head): Y_n = W·X_n + b, no im2col.
+struct Conv1x1 {
+    let cin: Int
+    let cout: Int
+    let weight: Int
+    let bias: Int
+
+    func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, plane: Int, params: UnsafePointer<Float>) {
+        for n in 0..<batch {
+            let yn = y + n * cout * plane
+            sgemm(m: cout, n: plane, k: cin, a: params + weight, lda: cin, b: x + n * cin * plane, ldb: plane, beta: 0, c: yn, ldc: plane)
+            for co in 0..<cout { let b = params[bias + co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
+        }
+    }
+
+    func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, batch: Int, plane: Int,
+                  params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
+        let db = grads + bias
+        zeroFill(db, cout)
+        for n in 0..<batch {
+            let dyn = dy + n * cout * plane
+            for co in 0..<cout {
+                let r = dyn + co * plane
+                var s: Float = 0
+                for p in 0..<plane { s += r[p] }
+                db[co] += s
+            }
+            sgemm(transB: true, m: cout, n: cin, k: plane, a: dyn, lda: plane, b: x + n * cin * plane, ldb: plane,
+                  beta: n == 0 ? 0 : 1, c: grads + weight, ldc: cin)
+            if let dx = dx {
+                sgemm(transA: true, m: cin, n: plane, k: cout, a: params + weight, lda: cin, b: dyn, ldb: plane, beta: 0,
+                      c: dx + n * cin * plane, ldc: plane)
+            }
+        }
+    }
+}

@@ -1,3 +1,0 @@
-import XCTest
-@testable import DataParallel
-final class DataParallelSmokeTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

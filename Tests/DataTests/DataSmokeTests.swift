@@ -1,3 +1,0 @@
-import XCTest
-@testable import Data
-final class DataSmokeTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

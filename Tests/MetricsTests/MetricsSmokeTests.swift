@@ -1,3 +1,0 @@
-import XCTest
-@testable import Metrics
-final class MetricsSmokeTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

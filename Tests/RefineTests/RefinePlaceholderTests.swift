@@ -1,0 +1,3 @@
+import XCTest
+@testable import Refine
+final class RefinePlaceholderTests: XCTestCase { func testLinks() { XCTAssertTrue(true) } }
