@@ -124,3 +124,28 @@ public enum Preprocess {
         return out
     }
 }
+
+extension Preprocess {
+    /// One axial slice (RAS z) of a volume exactly as the cache stores it: windowed, then resized to `size`×`size`
+    /// (or native when nil). For inference on every slice of a volume (the cache drops all-ignore slices).
+    public static func imageSlice(_ volume: NiftiVolume, z: Int, settings: PreprocessSettings) -> [Float] {
+        let plane = volume.nx * volume.ny
+        let img = volume.data[(z * plane)..<((z + 1) * plane)].map {
+            window($0, level: settings.windowLevel, width: settings.windowWidth)
+        }
+        guard let s = settings.size, s != volume.nx || s != volume.ny else { return img }
+        return resizeBilinear(img, width: volume.nx, height: volume.ny, toWidth: s, height: s)
+    }
+
+    /// Per-slice predictions (`size`×`size` each, z = 0..<nz) back to a label volume on the RAS grid of `volume`
+    /// (nearest neighbour), ready for `NiftiVolume.writeLabelVolume(like:labels:to:)`.
+    public static func labelVolume(fromSlices slices: [[UInt8]], size: Int, like volume: NiftiVolume) throws -> [UInt8] {
+        guard slices.count == volume.nz, slices.allSatisfy({ $0.count == size * size }) else {
+            throw DataError("prediction: expected \(volume.nz) slices of \(size)×\(size) labels")
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(volume.data.count)
+        for s in slices { out += resizeNearest(s, width: size, height: size, toWidth: volume.nx, height: volume.ny) }
+        return out
+    }
+}

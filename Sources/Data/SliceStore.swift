@@ -220,12 +220,9 @@ public final class SliceStore: @unchecked Sendable {  // read-only after init
             for z in z0...z1 {
                 let ls = Array(c.labels[(z * plane)..<((z + 1) * plane)])
                 if ls.allSatisfy({ $0 == SliceStore.ignoreLabel }) { continue }
-                var img = c.image.data[(z * plane)..<((z + 1) * plane)].map {
-                    Preprocess.window($0, level: settings.windowLevel, width: settings.windowWidth)
-                }
+                let img = Preprocess.imageSlice(c.image, z: z, settings: settings)
                 var lab = ls
                 if nx != width || ny != height {
-                    img = Preprocess.resizeBilinear(img, width: nx, height: ny, toWidth: width, height: height)
                     lab = Preprocess.resizeNearest(lab, width: nx, height: ny, toWidth: width, height: height)
                 }
                 var cc = [Int](repeating: 0, count: k)

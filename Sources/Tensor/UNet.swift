@@ -224,9 +224,13 @@ public final class UNet {
             for s in 0..<S {
                 for j in 0..<cps {
                     let conv = encConv[s][j], bb = ws.enc[s][j]
+                    let tp1 = Profiler.start()
                     conv.forward(x: x, y: bb.y.pointer, batch: batch, h: h, w: w, params: params, scratch: ws.scratch)
+                    Profiler.stop(tp1, "enc\(s).\(j) conv fwd")
                     (h, w) = conv.outputSize(h, w)
+                    let tp2 = Profiler.start()
                     encNorm[s][j].forward(y: bb.y.pointer, a: bb.a.pointer, batch: batch, plane: h * w, params: params, stats: bb.stats.pointer)
+                    Profiler.stop(tp2, "enc\(s).\(j) norm fwd")
                     x = UnsafePointer(bb.a.pointer)
                 }
             }
@@ -234,21 +238,29 @@ public final class UNet {
                 let s = S - 2 - d, f = config.features[s]
                 let hs = height >> s, wsz = width >> s, plane = hs * wsz
                 let cat = ws.cat[d].pointer
+                let tp3 = Profiler.start()
                 transp[d].forward(x: x, y: cat, yBatchStride: 2 * f * plane, batch: batch, h: hs / 2, w: wsz / 2,
                                   params: params, tmp: ws.ttmp.pointer)
+                Profiler.stop(tp3, "transp\(d) fwd")
                 let skip = ws.enc[s][cps - 1].a.pointer
                 copyChannels(from: skip, fromStride: f * plane, to: cat + f * plane, toStride: 2 * f * plane, count: f * plane, batch: batch)
                 x = UnsafePointer(cat)
                 for j in 0..<cps {
                     let bb = ws.dec[d][j]
+                    let tp4 = Profiler.start()
                     decConv[d][j].forward(x: x, y: bb.y.pointer, batch: batch, h: hs, w: wsz, params: params, scratch: ws.scratch)
+                    Profiler.stop(tp4, "dec\(d).\(j) conv fwd")
                     bb.dropped = decDrop[d][j].makeMask(bb.mask.pointer, batch: batch, key: dropout, training: training)
                     if bb.dropped { Dropout2D.apply(bb.y.pointer, mask: bb.mask.pointer, batch: batch, channels: f, plane: plane) }
+                    let tp5 = Profiler.start()
                     decNorm[d][j].forward(y: bb.y.pointer, a: bb.a.pointer, batch: batch, plane: plane, params: params, stats: bb.stats.pointer)
+                    Profiler.stop(tp5, "dec\(d).\(j) norm fwd")
                     x = UnsafePointer(bb.a.pointer)
                 }
             }
+            let tp6 = Profiler.start()
             head.forward(x: x, y: ws.logits.pointer, batch: batch, plane: height * width, params: params)
+            Profiler.stop(tp6, "head fwd")
         }
         return UnsafeBufferPointer(start: ws.logits.pointer, count: ws.logits.count)
     }
@@ -271,45 +283,57 @@ public final class UNet {
                 backwardGradients = pg
                 defer { backwardGradients = nil }
                 let last = ws.dec[S - 2][cps - 1]
+                let tp7 = Profiler.start()
                 head.backward(x: last.a.pointer, dy: dLogits, dx: last.da.pointer, batch: batch, plane: height * width,
                               params: params, grads: grads)
+                Profiler.stop(tp7, "head bwd")
                 onBucketReady?(headRange)
                 for d in (0..<(S - 1)).reversed() {
                     let s = S - 2 - d, f = config.features[s]
                     let hs = height >> s, wsz = width >> s, plane = hs * wsz
                     for j in (0..<cps).reversed() {
                         let bb = ws.dec[d][j]
+                        let tp8 = Profiler.start()
                         decNorm[d][j].backward(y: bb.y.pointer, da: bb.da.pointer, batch: batch, plane: plane, params: params,
                                                grads: grads, stats: bb.stats.pointer)
+                        Profiler.stop(tp8, "dec\(d).\(j) norm bwd")
                         if bb.dropped { Dropout2D.apply(bb.y.pointer, mask: bb.mask.pointer, batch: batch, channels: f, plane: plane) }
                         let xin = j == 0 ? ws.cat[d].pointer : ws.dec[d][j - 1].a.pointer
                         let dx = j == 0 ? ws.dcat[d].pointer : ws.dec[d][j - 1].da.pointer
+                        let tp9 = Profiler.start()
                         decConv[d][j].backward(x: xin, dy: bb.y.pointer, dx: dx, accumulate: false, batch: batch, h: hs, w: wsz,
                                                params: params, grads: grads, scratch: ws.scratch)
+                        Profiler.stop(tp9, "dec\(d).\(j) conv bwd")
                     }
                     onBucketReady?(decRange[d])
                     let dcat = ws.dcat[d].pointer
                     let dskip = ws.enc[s][cps - 1].da.pointer
                     copyChannels(from: dcat + f * plane, fromStride: 2 * f * plane, to: dskip, toStride: f * plane, count: f * plane, batch: batch)
                     let below = d == 0 ? ws.enc[S - 1][cps - 1] : ws.dec[d - 1][cps - 1]
+                    let tp10 = Profiler.start()
                     transp[d].backward(x: below.a.pointer, dy: dcat, dyBatchStride: 2 * f * plane, dx: below.da.pointer,
                                        batch: batch, h: hs / 2, w: wsz / 2, params: params, grads: grads, tmp: ws.ttmp.pointer)
+                    Profiler.stop(tp10, "transp\(d) bwd")
                     onBucketReady?(transpRange[d])
                 }
                 for s in (0..<S).reversed() {
                     let hs = height >> s, wsz = width >> s
                     for j in (0..<cps).reversed() {
                         let bb = ws.enc[s][j], conv = encConv[s][j]
+                        let tp11 = Profiler.start()
                         encNorm[s][j].backward(y: bb.y.pointer, da: bb.da.pointer, batch: batch, plane: hs * wsz, params: params,
                                                grads: grads, stats: bb.stats.pointer)
+                        Profiler.stop(tp11, "enc\(s).\(j) norm bwd")
                         let xin: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?
                         let ih = (j == 0 && s > 0) ? hs * 2 : hs, iw = (j == 0 && s > 0) ? wsz * 2 : wsz
                         if j > 0 { xin = ws.enc[s][j - 1].a.pointer; dx = ws.enc[s][j - 1].da.pointer }
                         else if s > 0 { xin = ws.enc[s - 1][cps - 1].a.pointer; dx = ws.enc[s - 1][cps - 1].da.pointer }
                         else { xin = ws.input.pointer; dx = nil }
                         // The last block of stage s-1 already holds its skip gradient: add to it.
+                        let tp12 = Profiler.start()
                         conv.backward(x: xin, dy: bb.y.pointer, dx: dx, accumulate: j == 0 && s > 0, batch: batch, h: ih, w: iw,
                                       params: params, grads: grads, scratch: ws.scratch)
+                        Profiler.stop(tp12, "enc\(s).\(j) conv bwd")
                     }
                     onBucketReady?(encRange[s])
                 }

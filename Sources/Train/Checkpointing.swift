@@ -36,7 +36,7 @@ enum Checkpointing {
         guard let dir = candidates.first(where: { fm.fileExists(atPath: $0.appendingPathComponent(stateFile).path) }) else { return nil }
         let stateURL = dir.appendingPathComponent(stateFile)
         let state: RunState
-        do { state = try JSONDecoder().decode(RunState.self, from: Data(contentsOf: stateURL)) } catch {
+        do { state = try ConfigJSON.decoder().decode(RunState.self, from: Data(contentsOf: stateURL)) } catch {
             throw TrainError("\(stateURL.path): unreadable run state (\(error))")
         }
         let info = try Checkpoint.load(directory: dir, arena: net.parameters, optimizer: optimizer)

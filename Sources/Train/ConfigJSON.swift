@@ -9,7 +9,7 @@ public struct ConfigError: Error, LocalizedError, CustomStringConvertible {
 
 /// JSON configs are read by deep-merging the user's object over the encoded defaults, so every field has a documented
 /// default, a misspelt key is refused (it does not exist in the defaults) and `--set a.b=value` overrides work on any field.
-enum ConfigJSON {
+public enum ConfigJSON {
     static func object(from data: Data, source: String) throws -> [String: Any] {
         let any: Any
         do { any = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
@@ -87,9 +87,18 @@ enum ConfigJSON {
         }
     }
 
-    static func prettyData<T: Encodable>(_ value: T) throws -> Data {
+    /// Results may hold NaN (a class absent from every validation case) and inf (HD95 with one empty mask):
+    /// written as the strings "nan"/"inf", which Python's float() and pandas read back.
+    public static func prettyData<T: Encodable>(_ value: T) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try enc.encode(value)
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let dec = JSONDecoder()
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return dec
     }
 }

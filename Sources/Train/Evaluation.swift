@@ -65,10 +65,10 @@ func scoreAcrossRanks(net: UNet, data: RunData, cases: [CaseEntry], evalBatch: I
                                    ignoreLabel: store.ignoreLabel, computeHD95: computeHD95))
     }
     let gathered = try comm.gather(try JSONEncoder().encode(local), root: 0)
-    let all: [CaseScores] = try (gathered ?? []).flatMap { try JSONDecoder().decode([CaseScores].self, from: $0) }
+    let all: [CaseScores] = try (gathered ?? []).flatMap { try ConfigJSON.decoder().decode([CaseScores].self, from: $0) }
     // Everyone needs the validation result (early stopping is decided identically on all ranks).
     let bytes = try comm.broadcast(comm.rank == 0 ? try JSONEncoder().encode(all) : Data(), root: 0)
-    return try JSONDecoder().decode([CaseScores].self, from: bytes)
+    return try ConfigJSON.decoder().decode([CaseScores].self, from: bytes)
 }
 
 /// Per validation volume, per foreground class Dice (NaN where absent from both).

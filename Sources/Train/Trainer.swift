@@ -24,6 +24,22 @@ public struct RunResult: Codable, Sendable {
     public var test: TestScores?
     public var wallSeconds: Double
     public var ranks: Int
+    /// Validation curve (also written as curve.csv).
+    public var curve: [CurveRow]
+}
+
+/// One test slice with its reference and this run's prediction, for the report's example figure. The slice is chosen
+/// from the data alone (first test case, the slice with the most foreground classes), so every run of a fold shows
+/// the same slice.
+public struct ExampleSlice: Codable, Sendable {
+    public var caseID: String
+    public var slice: Int
+    public var width: Int
+    public var height: Int
+    /// Windowed CT, 0...255, row-major (x fastest).
+    public var image: [UInt8]
+    public var reference: [UInt8]
+    public var prediction: [UInt8]
 }
 
 /// A training run: the data-parallel loop with validation, early stopping, checkpoints and resume.
@@ -136,11 +152,27 @@ public final class Trainer {
                                samplesSeen: state.iteration * batchSize, bestIteration: state.bestIteration,
                                bestValidationDice: state.bestDice, stopReason: state.stopReason,
                                exposure: state.exposure.report(pool: data.pool), classNames: data.store.classNames,
-                               test: test, wallSeconds: Date().timeIntervalSince(started), ranks: comm.size)
+                               test: test, wallSeconds: Date().timeIntervalSince(started), ranks: comm.size,
+                               curve: state.curve)
+        if comm.rank == 0, config.scoreTest, let example = try exampleSlice() {
+            try AtomicFile.write(try ConfigJSON.prettyData(example), to: runDir.appendingPathComponent("example.json"))
+        }
         if comm.rank == 0 {
             try AtomicFile.write(try ConfigJSON.prettyData(result), to: runDir.appendingPathComponent("results.json"))
         }
         return result
+    }
+
+    func exampleSlice() throws -> ExampleSlice? {
+        guard let c = data.testCases.first ?? data.valCases.first else { return nil }
+        let store = data.store
+        let best = c.sliceRange.max { a, b in
+            store.classPixelCounts(a).dropFirst().filter { $0 > 0 }.count < store.classPixelCounts(b).dropFirst().filter { $0 > 0 }.count
+        } ?? c.sliceStart
+        let pred = try predictSlices(net: net, data: store, slices: [best], evalBatch: 1)
+        return ExampleSlice(caseID: c.id, slice: best, width: store.width, height: store.height,
+                            image: store.image(best).map { UInt8(max(0, min(255, ($0 * 255).rounded()))) },
+                            reference: Array(store.label(best)), prediction: pred)
     }
 
     func validateAndCheckpoint(lr: Double, batchSize: Int) throws {

@@ -91,10 +91,8 @@ final class DatasetTests: XCTestCase {
         XCTAssertNotEqual(s2.key, k0)
         XCTAssertEqual(Array(s2.label(s2.cases[1].sliceStart)), Array(c.labels[0..<1024]))
         // Touching a file (mtime only) also invalidates.
-        var t = timespec(tv_sec: 1_000_000, tv_nsec: 0)
-        var times = [t, t]
-        _ = utimensat(AT_FDCWD, ds.training[0].image.path, &times, 0)
-        t.tv_sec += 1
+        var times = [timespec(tv_sec: 1_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000, tv_nsec: 0)]
+        XCTAssertEqual(utimensat(AT_FDCWD, ds.training[0].image.path, &times, 0), 0)
         XCTAssertNotEqual(try SliceStore.cacheKey(dataset: ds, settings: PreprocessSettings()), s2.key)
     }
 
@@ -215,5 +213,32 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(Preprocess.window(240, level: 40, width: 400), 1)
         XCTAssertEqual(Preprocess.window(40, level: 40, width: 400), 0.5)
         XCTAssertEqual(Preprocess.window(-1000, level: 40, width: 400), 0)
+    }
+}
+
+final class PredictionPathTests: XCTestCase {
+    /// Labels taken through the cache's resize and back (nearest both ways, integer factor) are unchanged, and the
+    /// written prediction reads back like the input label in the input's geometry.
+    func testSlicesBackToVolume() throws {
+        let root = try tempDir("predpath")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Phantom.write(to: root, cases: 1, size: 32, slices: 3, seed: 9, orientation: .lps)
+        let img = try NiftiVolume.read(root.appendingPathComponent("imagesTr/phantom_000_0000.nii.gz"))
+        let lab = try NiftiVolume.read(root.appendingPathComponent("labelsTr/phantom_000.nii.gz"))
+        let settings = PreprocessSettings(size: 64)
+        XCTAssertEqual(Preprocess.imageSlice(img, z: 1, settings: settings).count, 64 * 64)
+        let plane = 32 * 32
+        let slices: [[UInt8]] = (0..<3).map { z in
+            Preprocess.resizeNearest(lab.data[(z * plane)..<((z + 1) * plane)].map { UInt8($0) },
+                                     width: 32, height: 32, toWidth: 64, height: 64)
+        }
+        let vol = try Preprocess.labelVolume(fromSlices: slices, size: 64, like: img)
+        XCTAssertEqual(vol.map(Float.init), lab.data)
+        let out = root.appendingPathComponent("pred.nii.gz")
+        try NiftiVolume.writeLabelVolume(like: img, labels: vol, to: out)
+        let back = try NiftiVolume.read(out)
+        XCTAssertEqual(back.geometry.orientation, "LPS")
+        XCTAssertEqual(back.data, lab.data)
+        assertThrows({ _ = try Preprocess.labelVolume(fromSlices: [], size: 64, like: img) }, contains: ["3 slices"])
     }
 }

@@ -1,1 +1,0 @@
-// Refine module: SAROS + BOA + TotalSegmentator → nine-class data set (issue 8)
