@@ -43,6 +43,7 @@ public enum Phantom {
         guard slices >= 2, slices <= 2000 else { throw DataError("--slices \(slices): must be in 2...2000") }
         guard testCases >= 0 else { throw DataError("test cases \(testCases): must be ≥ 0") }
         let fm = FileManager.default
+        try clearPrevious(dir)
         var dirs = ["imagesTr", "labelsTr"]
         if testCases > 0 { dirs += ["imagesTs", "labelsTs"] }
         for d in dirs {
@@ -63,6 +64,26 @@ public enum Phantom {
         obj["description"] = "Synthetic trunk CT (T1–L4) with nine body-composition tissues; episodic phantom, seed \(seed)"
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
         try AtomicWrite.write(data, to: dir.appendingPathComponent("dataset.json"))
+    }
+
+    /// Rewriting a phantom over an older one must not leave its extra cases or folds behind; a directory holding
+    /// some other data set is refused rather than touched.
+    static func clearPrevious(_ dir: URL) throws {
+        let fm = FileManager.default
+        let dj = dir.appendingPathComponent("dataset.json")
+        guard fm.fileExists(atPath: dj.path) else { return }
+        let obj = (try? JSONSerialization.jsonObject(with: Data(contentsOf: dj))) as? [String: Any]
+        guard obj?["name"] as? String == "EpisodicPhantom" else {
+            throw DataError("\(dj.path): the output directory already holds a data set that is not a phantom; "
+                + "choose another --out")
+        }
+        for sub in ["imagesTr", "labelsTr", "imagesTs", "labelsTs"] {
+            let d = dir.appendingPathComponent(sub)
+            for f in (try? fm.contentsOfDirectory(atPath: d.path)) ?? [] where f.hasPrefix("phantom_") {
+                try? fm.removeItem(at: d.appendingPathComponent(f))
+            }
+        }
+        try? fm.removeItem(at: dir.appendingPathComponent("splits_final.json"))
     }
 
     static func writeCase(_ c: Case, image: URL, label: URL, orientation: StoredOrientation) throws {

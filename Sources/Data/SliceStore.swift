@@ -163,7 +163,11 @@ public final class SliceStore: @unchecked Sendable {  // read-only after init
         do { try fm.createDirectory(at: root, withIntermediateDirectories: true) } catch {
             throw DataError("\(root.path): cannot create the cache directory (\(error.localizedDescription))")
         }
-        let tmp = root.appendingPathComponent(".tmp-\(key)-\(ProcessInfo.processInfo.processIdentifier)")
+        // pid + host + a random tag: ranks on different nodes of a shared file system may share a pid, and threads
+        // share one (the name only has to be unique; it never affects the content).
+        let tag = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let tmp = root.appendingPathComponent(".tmp-\(key)-\(ProcessInfo.processInfo.hostName)-"
+            + "\(ProcessInfo.processInfo.processIdentifier)-\(tag)")
         try? fm.removeItem(at: tmp)
         do {
             try fm.createDirectory(at: tmp, withIntermediateDirectories: false)

@@ -1,5 +1,14 @@
 import Foundation
 
+// DataParallel: the communication layer. It knows flat Float/Double/Int/byte buffers only, never tensors.
+// Rules every caller follows:
+// - Collectives (everything but send/receive/probe) are called by all ranks of a communicator in the same order.
+//   Never put one on the right of `&&`/`||` or behind a rank-dependent `guard`: ranks that skip it hang the others.
+// - Refusals that every rank can compute alike (validateGroups, validateBatch) are thrown on every rank and printed
+//   once with `printOnRoot`.
+// - The process calls `MPIRuntime.finalize()` on a clean exit only; an error on one rank ends the job via a
+//   non-zero exit without finalising (or `abort`), which mpirun turns into the end of every rank.
+
 /// Errors of the communication layer. Every message names the operation and what went wrong.
 public enum DataParallelError: Error, LocalizedError, CustomStringConvertible, Equatable {
     /// An MPI call returned an error code; `message` is MPI_Error_string's text.
@@ -185,6 +194,12 @@ extension Communicator {
     public func allReduceMin(_ values: inout [Int]) throws { try values.withUnsafeMutableBufferPointer { try allReduce($0, op: .min) } }
     public func allReduceMax(_ values: inout [Double]) throws { try values.withUnsafeMutableBufferPointer { try allReduce($0, op: .max) } }
     public func allReduceMin(_ values: inout [Double]) throws { try values.withUnsafeMutableBufferPointer { try allReduce($0, op: .min) } }
+
+    /// A barrier for ranks that are idle while others still compute (end of an experiment, waiting for other
+    /// groups): under MPI it sleeps between polls instead of spinning on a core.
+    public func idleBarrier() throws {
+        if let m = self as? MPICommunicator { try m.idleBarrier() } else { try barrier() }
+    }
 
     /// True on every rank iff every rank passed true (for agreeing on stop decisions and check results).
     public func allAgree(_ flag: Bool) throws -> Bool { try allReduceMin(flag ? 1 : 0) == 1 }

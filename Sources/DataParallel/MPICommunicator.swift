@@ -320,6 +320,14 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// A barrier that waits by polling with short sleeps (MPI_Ibarrier): for ranks that are done and wait for others
+    /// that still compute, so the waiting ranks do not spin on a core the others need.
+    public func idleBarrier() throws {
+        var r: MPI_Request? = shim_request_null()
+        try check(MPI_Ibarrier(comm, &r), "MPI_Ibarrier")
+        try politeWait(MPIRequest(requests: [r], operation: "MPI_Ibarrier"))
+    }
+
     /// Non-blocking broadcast of raw bytes (one chunk ≤ maxElementsPerCall per request).
     func ibroadcastRaw(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws -> CommRequest {
         try checkRoot(root, "MPI_Ibcast")

@@ -78,14 +78,18 @@ public enum Refiner {
         var specs: [(String, MaskSpec)] = mapping.classes.map { ($0.name, $0.mask) }
         specs += [("muscleBase", mapping.muscleBase), ("sat", mapping.sat), ("visceralRegion", mapping.visceralRegion)]
         if mapping.rules.vatOrganMask { specs.append(("organBoneMask", mapping.organBoneMask)) }
-        var present: [String: Set<UInt16>] = [:]
+        var present: [String: [Bool]] = [:]
         var out: [String] = []
         for (what, spec) in specs {
             var missing: [String: [Int]] = [:]
             for (s, v) in spec.references {
                 guard let vol = inp.sources[s] else { continue }
-                if present[s] == nil { present[s] = Set(vol) }
-                if present[s]?.contains(UInt16(v)) != true { missing[s, default: []].append(v) }
+                if present[s] == nil {
+                    var seen = [Bool](repeating: false, count: Int(UInt16.max) + 1)
+                    for x in vol { seen[Int(x)] = true }
+                    present[s] = seen
+                }
+                if present[s]?[v] != true { missing[s, default: []].append(v) }
             }
             for (s, vals) in missing.sorted(by: { $0.key < $1.key }) {
                 // The organ mask lists every organ of the tool; missing ones are normal, so only say so if all are.
@@ -108,6 +112,10 @@ public enum Refiner {
         }
         var log = RefineLog()
         log.warnings = missingValueWarnings(m, inp)
+        // Per-voxel tallies (rule, class value); flushed into the log's dictionaries once at the end.
+        let rules = ["overlap", "huThresholds", "vatOrganMask", "imat"]
+        var tally = [[Int]](repeating: [Int](repeating: 0, count: 256), count: rules.count)
+        let OV = 0, HU = 1, ORG = 2, IM = 3
         let ct = inp.ct
         let hu = m.hu
         let noClass: UInt8 = 0
@@ -124,7 +132,7 @@ public enum Refiner {
                 anyMuscle[i] = true
                 if label[i] == noClass { label[i] = v } else { overlap += 1 }
             }
-            log.add("overlap", c.name, overlap)
+            tally[OV][Int(v)] += overlap
         }
         let sm = RefineClasses.value(of: "SM") ?? 8
         for i in 0..<n where base[i] && label[i] == noClass { label[i] = sm }
@@ -132,7 +140,7 @@ public enum Refiner {
         // Rule 3 for the muscles: implausible HU → background.
         if m.rules.huThresholds {
             for i in 0..<n where label[i] != noClass && !hu.muscle.contains(ct[i]) {
-                log.add("huThresholds", RefineClasses.names[Int(label[i])], 1)
+                tally[HU][Int(label[i])] += 1
                 label[i] = noClass
             }
         }
@@ -142,8 +150,8 @@ public enum Refiner {
         let satMask = try mask(m.sat, inp, what: "sat")
         var isSAT = [Bool](repeating: false, count: n)
         for i in 0..<n where satMask[i] {
-            if m.rules.huThresholds && !hu.sat.contains(ct[i]) { log.add("huThresholds", "SAT", 1); continue }
-            if label[i] != noClass { log.add("overlap", "SAT", 1); continue }
+            if m.rules.huThresholds && !hu.sat.contains(ct[i]) { tally[HU][Int(satV)] += 1; continue }
+            if label[i] != noClass { tally[OV][Int(satV)] += 1; continue }
             label[i] = satV
             isSAT[i] = true
         }
@@ -154,10 +162,10 @@ public enum Refiner {
         let organs = m.rules.vatOrganMask ? try mask(m.organBoneMask, inp, what: "organBoneMask") : nil
         var isVAT = [Bool](repeating: false, count: n)
         for i in 0..<n where region[i] {
-            guard hu.vat.contains(ct[i]) else { log.add("huThresholds", "VAT", 1); continue }
-            if let o = organs, o[i] { log.add("vatOrganMask", "VAT", 1); continue }
-            if isSAT[i] { log.add("overlap", "VAT", 1); continue }
-            if label[i] != noClass { log.add("overlap", "VAT", 1); continue }
+            guard hu.vat.contains(ct[i]) else { tally[HU][Int(vatV)] += 1; continue }
+            if let o = organs, o[i] { tally[ORG][Int(vatV)] += 1; continue }
+            if isSAT[i] { tally[OV][Int(vatV)] += 1; continue }
+            if label[i] != noClass { tally[OV][Int(vatV)] += 1; continue }
             label[i] = vatV
             isVAT[i] = true
         }
@@ -166,9 +174,15 @@ public enum Refiner {
         if m.rules.imat {
             let imatV = RefineClasses.value(of: "IMAT") ?? 2
             for i in 0..<n where anyMuscle[i] && hu.imat.contains(ct[i]) {
-                if isSAT[i] || isVAT[i] { log.add("imat", "IMAT", 1); continue }
-                if label[i] != noClass { log.add("overlap", "IMAT", 1); continue }
+                if isSAT[i] || isVAT[i] { tally[IM][Int(imatV)] += 1; continue }
+                if label[i] != noClass { tally[OV][Int(imatV)] += 1; continue }
                 label[i] = imatV
+            }
+        }
+
+        for (r, name) in rules.enumerated() {
+            for (c, k) in tally[r].enumerated() where k > 0 && c < RefineClasses.names.count {
+                log.add(name, RefineClasses.names[c], k)
             }
         }
 
@@ -188,9 +202,13 @@ public enum Refiner {
             for k in m.bodyParts.keep where (0...Int(UInt16.max)).contains(k) { keep[k] = true }
             // Ignore-valued voxels are handled below, not dropped here.
             let ig = m.ignore.sources.contains(m.bodyParts.source) ? m.ignore.value : -1
+            var dropped = [Int](repeating: 0, count: 256)
             for i in 0..<n where label[i] != noClass && !keep[Int(parts[i])] && Int(parts[i]) != ig {
-                log.add("bodyParts", RefineClasses.names[Int(label[i])], 1)
+                dropped[Int(label[i])] += 1
                 label[i] = noClass
+            }
+            for (c, k) in dropped.enumerated() where k > 0 && c < RefineClasses.names.count {
+                log.add("bodyParts", RefineClasses.names[c], k)
             }
         }
 

@@ -1,8 +1,11 @@
 /// im2col for a 3×3 kernel, padding 1, stride 1 or 2: row r = (c·3 + kh)·3 + kw of `col` (row stride `ld`) holds
 /// x[c, oh·s + kh − 1, ow·s + kw − 1] (0 outside) for all (oh, ow), laid out oh-major.
+/// Only output rows rowStart..<rowStart+rowCount are produced (rowCount nil = all), at column (oh − rowStart)·wo + ow:
+/// the L2-tiled path builds one band of rows at a time.
 func im2col3x3(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int, stride s: Int,
-               col: UnsafeMutablePointer<Float>, ld: Int) {
+               col: UnsafeMutablePointer<Float>, ld: Int, rowStart: Int = 0, rowCount: Int? = nil) {
     let ho = (h - 1) / s + 1, wo = (w - 1) / s + 1
+    let r0 = rowStart, r1 = rowStart + (rowCount ?? ho)
     for c in 0..<channels {
         let xc = x + c * h * w
         for kh in 0..<3 {
@@ -12,9 +15,9 @@ func im2col3x3(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w:
                 // Valid output columns: 0 <= ow·s + dx < w.
                 let owLo = dx < 0 ? 1 : 0
                 let owHi = w - 1 - dx < 0 ? 0 : min(wo, (w - 1 - dx) / s + 1)
-                for oh in 0..<ho {
+                for oh in r0..<r1 {
                     let ih = oh * s + kh - 1
-                    let dst = row + oh * wo
+                    let dst = row + (oh - r0) * wo
                     if ih < 0 || ih >= h { zeroFill(dst, wo); continue }
                     let src = xc + ih * w
                     for ow in 0..<owLo { dst[ow] = 0 }
@@ -32,8 +35,9 @@ func im2col3x3(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w:
 
 /// The adjoint of im2col3x3: dx[c, ih, iw] += dcol[row, oh, ow] for every (row, oh, ow) that im2col read from it.
 func col2im3x3(_ dcol: UnsafePointer<Float>, ld: Int, channels: Int, height h: Int, width w: Int, stride s: Int,
-               dx: UnsafeMutablePointer<Float>) {
+               dx: UnsafeMutablePointer<Float>, rowStart: Int = 0, rowCount: Int? = nil) {
     let ho = (h - 1) / s + 1, wo = (w - 1) / s + 1
+    let r0 = rowStart, r1 = rowStart + (rowCount ?? ho)
     for c in 0..<channels {
         let xc = dx + c * h * w
         for kh in 0..<3 {
@@ -43,10 +47,10 @@ func col2im3x3(_ dcol: UnsafePointer<Float>, ld: Int, channels: Int, height h: I
                 let owLo = ddx < 0 ? 1 : 0
                 let owHi = w - 1 - ddx < 0 ? 0 : min(wo, (w - 1 - ddx) / s + 1)
                 if owHi <= owLo { continue }
-                for oh in 0..<ho {
+                for oh in r0..<r1 {
                     let ih = oh * s + kh - 1
                     if ih < 0 || ih >= h { continue }
-                    let src = row + oh * wo
+                    let src = row + (oh - r0) * wo
                     let dst = xc + ih * w
                     if s == 1 {
                         let d = dst + ddx
@@ -92,9 +96,22 @@ struct Conv3x3 {
     /// Target GEMM width in columns when grouping samples (tests lower it to 1 to exercise the per-sample path).
     nonisolated(unsafe) static var groupColumns = 2048
 
+    /// Column-matrix size (floats) above which one sample's im2col no longer fits L2: build it in bands of output
+    /// rows of about `tileFloats` and run one GEMM per band while the band is cache-resident (PERF-NOTES: 1.6–1.8×
+    /// for the Cout 32/64 layers at 64²–128²).
+    nonisolated(unsafe) static var tileThreshold = 512 * 1024
+    nonisolated(unsafe) static var tileFloats = 256 * 1024
+
+    /// Output rows per band, or nil for the untiled path.
+    func bandRows(outH ho: Int, outW wo: Int) -> Int? {
+        guard k * ho * wo > Conv3x3.tileThreshold else { return nil }
+        return max(1, min(ho, Conv3x3.tileFloats / (k * wo)))
+    }
+
     /// Scratch sizes needed for this layer at a shape: (col and dcol count, tmp count).
     func scratchNeeds(batch: Int, h: Int, w: Int) -> (Int, Int) {
         let (ho, wo) = outputSize(h, w)
+        if let rows = bandRows(outH: ho, outW: wo) { return (k * rows * wo, 0) }
         let g = Conv3x3.groupSize(batch: batch, outPlane: ho * wo)
         return (k * g * ho * wo, g > 1 ? cout * g * ho * wo : 0)
     }
@@ -106,6 +123,20 @@ struct Conv3x3 {
         let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
         let col = scratch.col.pointer
         let wp = params + weight, bp = params + bias
+        if let rows = bandRows(outH: ho, outW: wo) {
+            for n in 0..<batch {
+                let xn = x + n * cin * h * w, yn = y + n * cout * plane
+                var r0 = 0
+                while r0 < ho {
+                    let rc = min(rows, ho - r0), pb = rc * wo
+                    im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
+                    sgemm(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
+                    r0 += rc
+                }
+                for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
+            }
+            return
+        }
         var n0 = 0
         while n0 < batch {
             let gn = min(g, batch - n0)
@@ -145,6 +176,32 @@ struct Conv3x3 {
         let dw = grads + weight, db = grads + bias
         zeroFill(db, cout)
         if let dx = dx, !accumulate { zeroFill(dx, batch * cin * h * w) }
+        if let rows = bandRows(outH: ho, outW: wo) {
+            for n in 0..<batch {
+                let xn = x + n * cin * h * w, dyn = dy + n * cout * plane
+                for co in 0..<cout {
+                    let r = dyn + co * plane
+                    var s: Float = 0
+                    for p in 0..<plane { s += r[p] }
+                    db[co] += s
+                }
+                var r0 = 0
+                while r0 < ho {
+                    let rc = min(rows, ho - r0), pb = rc * wo
+                    let dyb = dyn + r0 * wo
+                    im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
+                    sgemm(transB: true, m: cout, n: k, k: pb, a: dyb, lda: plane, b: col, ldb: pb,
+                          beta: (n == 0 && r0 == 0) ? 0 : 1, c: dw, ldc: k)
+                    if let dx = dx {
+                        sgemm(transA: true, m: k, n: pb, k: cout, a: wp, lda: k, b: dyb, ldb: plane, beta: 0, c: dcol, ldc: pb)
+                        col2im3x3(dcol, ld: pb, channels: cin, height: h, width: w, stride: stride, dx: dx + n * cin * h * w,
+                                  rowStart: r0, rowCount: rc)
+                    }
+                    r0 += rc
+                }
+            }
+            return
+        }
         var n0 = 0
         while n0 < batch {
             let gn = min(g, batch - n0)

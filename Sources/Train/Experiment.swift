@@ -160,7 +160,7 @@ public enum ExperimentRunner {
             let resume = FileManager.default.fileExists(atPath: Checkpointing.latestDir(dir).path)
                 || FileManager.default.fileExists(atPath: dir.appendingPathComponent("checkpoint_latest.old").path)
             let trainer = try Trainer(config: r.config, runDir: dir, comm: group, data: data, resume: resume)
-            let result = try trainer.run()
+            guard let result = try trainer.run() else { continue }
             try queue.submit(run: i, result: Data(String(format: "%.4f", result.bestValidationDice).utf8))
         }
         _ = try queue.finish()

@@ -98,7 +98,9 @@ public final class Trainer {
     }
 
     /// Trains until the budget ends or early stopping fires, then scores the test split with the best weights.
-    public func run() throws -> RunResult {
+    /// `stopAfter`: checkpoint and return nil once this many iterations are done (a session limit, e.g. a SLURM time
+    /// slot; `--resume` continues to exactly the weights an uninterrupted run reaches).
+    public func run(stopAfter: Int? = nil) throws -> RunResult? {
         let started = Date()
         if comm.rank == 0 {
             try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
@@ -111,6 +113,11 @@ public final class Trainer {
         var lastLog = Date()
         var itAtLog = state.iteration
         while !state.finished && state.iteration < b.maxIterations {
+            if let stop = stopAfter, state.iteration >= stop {
+                try Checkpointing.saveLatest(runDir: runDir, net: net, optimizer: engine.optimizer, state: state, comm: comm)
+                progress(comm, "stopped after iteration \(state.iteration) (--stop-after); --resume continues the run")
+                return nil
+            }
             let t = state.iteration
             // Group rank 0 is the coordinator: it draws the global batch and every rank trains on its shard of it.
             let batch = try Coordinator(comm).broadcastBatch(comm.rank == 0 ? sampler.batch(iteration: t) : nil)
@@ -140,6 +147,13 @@ public final class Trainer {
             state.finished = true
             if state.stopReason.isEmpty { state.stopReason = "budget exhausted" }
             try Checkpointing.saveLatest(runDir: runDir, net: net, optimizer: engine.optimizer, state: state, comm: comm)
+        }
+        // Replicas must not drift: every rank applied the same reduced gradients, so the weights are bit-identical.
+        if comm.size > 1 {
+            guard try comm.allRanksHoldIdentical(net.parameters.values) else {
+                throw TrainError("the \(comm.size) ranks hold different weights after training (checksums differ)")
+            }
+            progress(comm, "weights bit-identical on all \(comm.size) ranks (checksum)")
         }
         // Test scoring with the best checkpoint.
         var test: TestScores?

@@ -35,6 +35,7 @@ private struct CommCheck {
     let benchMB: Double?
     let benchReps: Int
     let bucketMB: Double
+    let overlapMillis: Double
     let injectFault: Bool
     var failures: [String] = []
 
@@ -49,6 +50,7 @@ private struct CommCheck {
         benchMB = try a.double("bench-mb")
         benchReps = try a.int("bench-reps", default: 5, min: 1) ?? 5
         bucketMB = try a.double("bucket-mb", default: 25) ?? 25
+        overlapMillis = try a.double("overlap-ms", default: 1000) ?? 1000
         injectFault = a.flag("inject-fault")
         try a.checkAllUsed()
         if let benchMB, !(benchMB > 0) { throw UsageError("option --bench-mb: \(benchMB) must be > 0") }
@@ -96,6 +98,7 @@ private struct CommCheck {
             let ones = try { var v = [1]; try c.allReduceSum(&v); return v[0] }()
             let hi = try c.allReduceMax(rank), lo = try c.allReduceMin(rank)
             try c.barrier()
+            try c.idleBarrier()
             return (ones == size && hi == size - 1 && lo == 0, ["mpi": c is MPICommunicator])
         }
 
@@ -239,6 +242,7 @@ private struct CommCheck {
                 try queue.submit(run: run, result: Data("\(run) \(g) \(v[0])".utf8))
             }
             let results = try queue.finish()
+            try c.idleBarrier()  // groups finish at different times; the early ones wait without spinning
             guard rank == 0 else { return (true, [:]) }
             guard let results else { return (false, ["error": "rank 0 got no results"]) }
             let gsum = layout.groupSize * (layout.groupSize - 1) / 2
@@ -296,21 +300,39 @@ private struct CommCheck {
         let n = Int(megabytes * 1024 * 1024) / MemoryLayout<Float>.stride
         var buf = [Float](repeating: 1, count: n)
         let buckets = try GradientBuckets(communicator: c, count: n, bucketBytes: Int(bucketMB * 1024 * 1024))
-        var blocking: [Double] = [], bucketed: [Double] = []
+        var blocking: [Double] = [], bucketed: [Double] = [], exposed: [Double] = []
         var ok = true
+        let pieces = 32
         for rep in 0...benchReps {  // rep 0 warms up (page faults, connection set-up)
-            for mode in 0..<2 {
+            for mode in 0..<3 {
                 buf.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = 1 } }
                 try c.barrier()
                 let t0 = DispatchTime.now().uptimeNanoseconds
+                var exposedSeconds = 0.0
                 if mode == 0 {
                     try c.allReduceSum(&buf)
-                } else {
+                } else if mode == 1 {
                     try buf.withUnsafeMutableBufferPointer { p in _ = try buckets.reduceAll(p) }
+                } else {
+                    // A stand-in backward: `overlapMillis` of busy compute, reporting the arena in pieces from its
+                    // end; what remains is the communication the compute did not hide.
+                    let overlap = overlapMillis
+                    exposedSeconds = try buf.withUnsafeMutableBufferPointer { p -> Double in
+                        try buckets.begin(p)
+                        var hi = n
+                        for k in 0..<pieces {
+                            busyCompute(seconds: overlap / 1000 / Double(pieces))
+                            let lo = k == pieces - 1 ? 0 : n - (k + 1) * (n / pieces)
+                            buckets.report(lo..<hi)
+                            hi = lo
+                        }
+                        return try buckets.finish().exposedSeconds
+                    }
                 }
                 // The slowest rank defines the operation's time.
                 let t = try c.allReduceMax(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
-                if rep > 0 { if mode == 0 { blocking.append(t) } else { bucketed.append(t) } }
+                let e = try c.allReduceMax(exposedSeconds)
+                if rep > 0 { if mode == 0 { blocking.append(t) } else if mode == 1 { bucketed.append(t) } else { exposed.append(e) } }
                 ok = ok && buf[0] == Float(c.size) && buf[n - 1] == Float(c.size) && buf[n / 2] == Float(c.size)
             }
         }
@@ -326,10 +348,21 @@ private struct CommCheck {
             "blockingMedianMs": med * 1000, "blockingMinMs": (blocking.min() ?? 0) * 1000,
             "bucketedMedianMs": median(bucketed) * 1000, "bucketedMinMs": (bucketed.min() ?? 0) * 1000,
             "bucketMB": bucketMB, "buckets": buckets.buckets.count,
+            "overlapComputeMs": overlapMillis, "overlapExposedMedianMs": median(exposed) * 1000,
             // algorithmic bandwidth = bytes / time; bus bandwidth = 2(p-1)/p · bytes / time (what a ring moves per link)
             "algGBps": med > 0 ? bytes / med / 1e9 : 0, "busGBps": med > 0 ? 2 * (p - 1) / p * bytes / med / 1e9 : 0,
         ])
     }
+}
+
+/// Burns the CPU for `seconds` (stands in for backward's compute in the overlap benchmark).
+private func busyCompute(seconds: Double) {
+    let end = DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9)
+    var x: Double = 1
+    while DispatchTime.now().uptimeNanoseconds < end {
+        for _ in 0..<1000 { x = x * 1.000001 + 1e-9 }
+    }
+    if x.isNaN { print(x) }  // keeps the loop from being optimised away
 }
 
 private struct CheckPayload: Codable, Equatable {

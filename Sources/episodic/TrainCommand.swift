@@ -14,6 +14,7 @@ let trainCommand = Command(name: "train", summary: "train one run (fold, regime,
           --data DIR        shorthand for --set data=DIR
           --out RUNDIR      run directory: config.json, curve.csv, checkpoints, results.json
           --resume          continue from RUNDIR's last checkpoint (refused if its config differs)
+          --stop-after N    checkpoint and exit once N iterations are done (resume later with --resume)
         """)
         return 0
     }
@@ -22,13 +23,14 @@ let trainCommand = Command(name: "train", summary: "train one run (fold, regime,
     let configPath = a.string("config")
     let out = try a.required("out")
     let resume = a.flag("resume")
+    let stopAfter = try a.int("stop-after", min: 0)
     try a.checkAllUsed()
     let config = try RunConfig.load(path: configPath, overrides: overrides)
     return try withCommunicator { comm in
         try BLASStartup.check(comm: comm)
         let data = try RunData.prepare(config: config, comm: comm)
         let trainer = try Trainer(config: config, runDir: URL(fileURLWithPath: out), comm: comm, data: data, resume: resume)
-        let result = try trainer.run()
+        guard let result = try trainer.run(stopAfter: stopAfter) else { return 0 }
         if comm.rank == 0 {
             print(String(format: "finished: %d iterations (%.2f epochs), best validation mean Dice %.4f at iteration %d; %@",
                          result.iterationsTrained, result.epochsTrained, result.bestValidationDice, result.bestIteration, result.stopReason))

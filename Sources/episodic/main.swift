@@ -16,6 +16,10 @@ let commands: [Command] = [
     datasetCommand,
     commCheckCommand,
     trainCommand,
+    predictCommand,
+    scoreCommand,
+    reportCommand,
+    refineCommand,
 ]
 
 func usage() -> String {

@@ -242,3 +242,22 @@ final class PredictionPathTests: XCTestCase {
         assertThrows({ _ = try Preprocess.labelVolume(fromSlices: [], size: 64, like: img) }, contains: ["3 slices"])
     }
 }
+
+final class ConcurrentBuildTests: XCTestCase {
+    /// Two builders racing on one cache root both end with the same valid cache and leave no temporary directory.
+    func testConcurrentBuilds() throws {
+        let root = try makePhantom("race", cases: 3, size: 16, slices: 3)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let ds = try Dataset.open(root)
+        let results = UnsafeMutableBufferPointer<String>.allocate(capacity: 2)
+        results.initialize(repeating: "")
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            results[i] = (try? SliceStore.build(dataset: ds, settings: PreprocessSettings()).path) ?? "failed"
+        }
+        XCTAssertEqual(results[0], results[1])
+        XCTAssertNotEqual(results[0], "failed")
+        XCTAssertEqual(cacheEntries(root).count, 1, "\(cacheEntries(root))")
+        XCTAssertEqual(try SliceStore.open(dataset: ds, settings: PreprocessSettings()).count, 9)
+    }
+}

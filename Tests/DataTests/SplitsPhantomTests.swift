@@ -135,3 +135,17 @@ final class PhantomTests: XCTestCase {
         XCTAssertGreaterThan(mean(Phantom.SM), 25)
     }
 }
+
+final class PhantomRewriteTests: XCTestCase {
+    func testRewriteReplacesOldCasesAndRefusesForeignData() throws {
+        let d = try makePhantom("rewrite", cases: 6, size: 16, slices: 2)
+        defer { try? FileManager.default.removeItem(at: d) }
+        _ = try Splits.make(dataset: try Dataset.open(d), seed: 0, numFolds: 2)
+        try Phantom.write(to: d, cases: 3, size: 16, slices: 2, seed: 1)
+        let ds = try Dataset.open(d)
+        XCTAssertEqual(ds.training.map(\.id), ["phantom_000", "phantom_001", "phantom_002"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ds.splitsFile.path))
+        try Data(#"{"labels": {"background": 0}, "name": "Mine"}"#.utf8).write(to: ds.datasetJSON)
+        assertThrows({ try Phantom.write(to: d, cases: 2, size: 16, slices: 2) }, contains: ["dataset.json", "not a phantom"])
+    }
+}

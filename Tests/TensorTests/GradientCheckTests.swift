@@ -43,7 +43,11 @@ func sampleIndices(_ n: Int, count: Int, key: UInt64) -> [Int] {
 }
 
 final class GradientCheckTests: XCTestCase {
-    override func tearDown() { Conv3x3.groupColumns = 2048 }
+    override func tearDown() {
+        Conv3x3.groupColumns = 2048
+        Conv3x3.tileThreshold = 512 * 1024
+        Conv3x3.tileFloats = 256 * 1024
+    }
 
     func runConv3x3(stride: Int, groupColumns: Int, batch: Int = 3, cin: Int = 3, cout: Int = 4, h: Int = 7, w: Int = 6) {
         Conv3x3.groupColumns = groupColumns
@@ -82,10 +86,22 @@ final class GradientCheckTests: XCTestCase {
     func testConv3x3Stride2PerSample() { runConv3x3(stride: 2, groupColumns: 1) }
     func testConv3x3Stride2GroupedOddSize() { runConv3x3(stride: 2, groupColumns: 30, h: 7, w: 5) }
 
+    /// The L2-tiled path (bands of output rows; here 2 rows of a 7-row output, so the last band is partial).
+    func testConv3x3TiledBands() {
+        Conv3x3.tileThreshold = 0
+        Conv3x3.tileFloats = 3 * 9 * 6 * 2
+        runConv3x3(stride: 1, groupColumns: 1, h: 7, w: 6)
+        Conv3x3.tileFloats = 3 * 9 * 3 * 2
+        runConv3x3(stride: 2, groupColumns: 1, h: 7, w: 6)
+    }
+
     func testConv3x3MatchesDirectConvolution() {
-        // Independent reference: the textbook 7-loop convolution.
+        // Independent reference: the textbook 7-loop convolution, for the per-sample, grouped and tiled paths.
         let cin = 2, cout = 3, h = 5, w = 4, batch = 2
-        for stride in [1, 2] {
+        for (stride, mode) in [(1, 0), (2, 0), (1, 1), (2, 1), (1, 2), (2, 2)] {
+            Conv3x3.groupColumns = mode == 1 ? 2048 : 1
+            Conv3x3.tileThreshold = mode == 2 ? 0 : 512 * 1024
+            Conv3x3.tileFloats = cin * 9 * 4 * 2
             let conv = Conv3x3(cin: cin, cout: cout, stride: stride, weight: 0, bias: cout * cin * 9)
             let (ho, wo) = conv.outputSize(h, w)
             let params = randomArray(cout * cin * 9 + cout, key: 11)

@@ -92,4 +92,20 @@ final class MPICommTests: XCTestCase {
         XCTAssertEqual(c["broadcast"]?["ok"] as? Bool, true, "the other checks still run and pass")
         XCTAssertEqual(c["summary"]?["ok"] as? Bool, false)
     }
+
+    func testKillingOneRankEndsTheWholeJob() throws {
+        // Long runs in the work queue: rank 1 is waiting for work or inside a run when it is killed; mpirun must end
+        // the job with a non-zero exit instead of leaving rank 0 waiting for it forever.
+        let p = try MPITestSupport.startEpisodic(np: 2, ["comm-check", "--groups", "2", "--runs", "50", "--run-ms", "400"], for: Self.self)
+        XCTAssertTrue(p.waitForOutput(timeout: 15) { $0.contains("\"check\":\"split\"") }, "comm-check did not reach the work queue\n\(p.stderrSoFar)")
+        let ranks = MPITestSupport.descendants(of: p.pid, named: "episodic")
+        XCTAssertEqual(ranks.count, 2, "two rank processes under mpirun: \(ranks)")
+        guard let victim = ranks.last else { _ = p.wait(timeout: 1); return }
+        usleep(300_000)
+        kill(victim, SIGKILL)
+        let r = p.wait(timeout: 15)
+        XCTAssertFalse(r.timedOut, "mpirun did not end the job after a rank died\n\(r.summary)")
+        XCTAssertNotEqual(r.exitCode, 0, r.summary)
+        XCTAssertFalse(r.jsonLines.contains { $0["check"] as? String == "summary" }, "the run must not complete")
+    }
 }

@@ -156,6 +156,30 @@ enum MPITestSupport {
         ["-np", String(np), "--oversubscribe", "--bind-to", "none"] + extra
     }
 
+    /// Every descendant of `pid` (children, grandchildren, ...) from /proc, optionally only those whose command name
+    /// (/proc/PID/comm) is `named`. For kill -9 tests: the ranks of `mpirun` are its descendants named "episodic".
+    static func descendants(of pid: Int32, named: String? = nil) -> [Int32] {
+        var parent: [Int32: Int32] = [:]
+        var comm: [Int32: String] = [:]
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for e in entries {
+            guard let p = Int32(e), let stat = try? String(contentsOfFile: "/proc/\(e)/stat", encoding: .utf8) else { continue }
+            // stat: "pid (comm) state ppid ..."; comm may contain spaces, so split after the last ')'.
+            guard let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, let pp = Int32(fields[1]) else { continue }
+            parent[p] = pp
+            comm[p] = (try? String(contentsOfFile: "/proc/\(e)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        func isDescendant(_ p: Int32) -> Bool {
+            var q = parent[p]
+            var hops = 0
+            while let x = q, hops < 64 { if x == pid { return true }; q = parent[x]; hops += 1 }
+            return false
+        }
+        return parent.keys.filter { isDescendant($0) && (named == nil || comm[$0] == named) }.sorted()
+    }
+
     /// Starts `mpirun -np N ... episodic <args>` without waiting (for kill -9 tests).
     static func startEpisodic(np: Int, mpiArguments: [String] = [], _ args: [String], for testClass: AnyClass,
                               environment: [String: String] = [:]) throws -> SpawnedProcess {

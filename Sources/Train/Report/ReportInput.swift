@@ -105,7 +105,7 @@ struct ReportRunKey: Hashable {
     var relativePath: String { "runs/\(budget)/\(regime)/\(sampler)/fold\(fold)" }
 }
 
-struct ReportRunProblem: Codable, Sendable, Equatable {
+public struct ReportRunProblem: Codable, Sendable, Equatable {
     public var relativePath: String
     public var message: String
 }

@@ -77,7 +77,9 @@ public enum ReportStats {
     static func regularizedIncompleteBeta(a: Double, b: Double, x: Double) -> Double {
         if x <= 0 { return 0 }
         if x >= 1 { return 1 }
-        let lnFront = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log(1 - x)
+        let lnBeta: Double = lgamma(a) + lgamma(b) - lgamma(a + b)
+        let lnPow: Double = a * log(x) + b * log(1 - x)
+        let lnFront = lnPow - lnBeta
         if x > (a + 1) / (a + b + 2) { return 1 - regularizedIncompleteBeta(a: b, b: a, x: 1 - x) }
         let tiny = 1e-300
         var f = 1.0, c = 1.0, dd = 0.0

@@ -1,3 +1,0 @@
-import XCTest
-@testable import Refine
-final class RefinePlaceholderTests: XCTestCase { func testLinks() { XCTAssertTrue(true) } }
