@@ -88,6 +88,22 @@ public enum BLASInfo {
         } } } }
     }
 
+    /// Achieved sgemm GFLOP/s on a deep-layer-like shape (M 480, N 1024, K 4320), best of `repeats`: the yardstick
+    /// a training step's FLOP rate is compared against (and a quick read of how loaded the machine is).
+    public static func sgemmRate(repeats: Int = 3) -> Double {
+        let m = 480, n = 1024, k = 4320
+        let a = FloatBuffer(count: m * k), b = FloatBuffer(count: k * n), c = FloatBuffer(count: m * n)
+        for i in 0..<(m * k) { a.pointer[i] = Float(i % 7) * 0.1 }
+        for i in 0..<(k * n) { b.pointer[i] = Float(i % 5) * 0.1 }
+        var best = Double.infinity
+        for _ in 0..<max(1, repeats) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            sgemm(m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+        }
+        return 2 * Double(m * n * k) / best / 1e9
+    }
+
     /// Non-nil when OpenBLAS runs a generic kernel although the CPU has AVX2/AVX-512 (≈5× slower sgemm).
     public static func genericKernelWarning() -> String? {
         genericKernelWarning(coreName: coreName, cpuFlags: cpuFlags())

@@ -40,32 +40,30 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
     /// defaults, so protocol files carry only what they change. `overrides` (`--set base.size=64`, `--set folds=[0,1]`) apply last.
     public static func load(path: String, overrides: [String] = []) throws -> ExperimentConfig {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigError("\(path): cannot read the experiment config") }
-        var defaults = try ConfigJSON.encodeToObject(ExperimentConfig())
-        // Lists of objects are replaced wholesale; each named entry is checked against its own defaults.
+        let defaults = try ConfigJSON.encodeToObject(ExperimentConfig())
+        let listKeys = ["samplers", "ablation", "budgets"]
+        // Lists of objects are replaced wholesale (from the file, then from --set); each entry is then checked against
+        // its own defaults, so entries only need the fields they change.
         let user = try ConfigJSON.object(from: data, source: path)
-        var merged = try ConfigJSON.merge(defaults, user.filter { !["samplers", "ablation", "budgets"].contains($0.key) }, source: path)
+        var merged = try ConfigJSON.merge(defaults, user.filter { !listKeys.contains($0.key) }, source: path)
+        for k in listKeys { if let v = user[k] { merged[k] = v } }
+        for o in overrides { try ConfigJSON.applyOverride(&merged, o) }
         let samplerDefaults = try ConfigJSON.encodeToObject(SamplerConfig())
         let budgetDefaults = try ConfigJSON.encodeToObject(BudgetConfig())
-        for key in ["samplers", "ablation"] {
-            guard let list = user[key] else { continue }
-            guard let items = list as? [[String: Any]] else { throw ConfigError("\(path): '\(key)' must be a list of {name, sampler} objects") }
+        for (key, inner, innerDefaults) in [("samplers", "sampler", samplerDefaults), ("ablation", "sampler", samplerDefaults),
+                                            ("budgets", "budget", budgetDefaults)] {
+            guard let list = merged[key] else { continue }
+            guard let items = list as? [[String: Any]] else { throw ConfigError("\(path): '\(key)' must be a list of {name, \(inner)} objects") }
             merged[key] = try items.enumerated().map { i, item in
                 guard let name = item["name"] as? String else { throw ConfigError("\(path): \(key)[\(i)] needs a \"name\"") }
-                let s = try ConfigJSON.merge(samplerDefaults, (item["sampler"] as? [String: Any]) ?? [:], source: "\(path) \(key)[\(i)].sampler")
-                return ["name": name, "sampler": s] as [String: Any]
+                if let extra = item.keys.first(where: { $0 != "name" && $0 != inner }) {
+                    throw ConfigError("\(path): \(key)[\(i)]: unknown key '\(extra)' (expected name, \(inner))")
+                }
+                let v = try ConfigJSON.merge(innerDefaults, (item[inner] as? [String: Any]) ?? [:], source: "\(path) \(key)[\(i)].\(inner)")
+                return ["name": name, inner: v] as [String: Any]
             }
         }
-        if let list = user["budgets"] {
-            guard let items = list as? [[String: Any]] else { throw ConfigError("\(path): 'budgets' must be a list of {name, budget} objects") }
-            merged["budgets"] = try items.enumerated().map { i, item in
-                guard let name = item["name"] as? String else { throw ConfigError("\(path): budgets[\(i)] needs a \"name\"") }
-                let b = try ConfigJSON.merge(budgetDefaults, (item["budget"] as? [String: Any]) ?? [:], source: "\(path) budgets[\(i)].budget")
-                return ["name": name, "budget": b] as [String: Any]
-            }
-        }
-        defaults = merged
-        for o in overrides { try ConfigJSON.applyOverride(&defaults, o) }
-        let cfg = try ConfigJSON.decode(ExperimentConfig.self, from: defaults, source: path)
+        let cfg = try ConfigJSON.decode(ExperimentConfig.self, from: merged, source: path)
         try cfg.validate()
         return cfg
     }
@@ -140,7 +138,7 @@ public enum ExperimentRunner {
             } catch { failure = "\(error)" }
         }
         failure = try world.broadcast(failure, root: 0)
-        guard failure.isEmpty else { throw ConfigError(failure) }
+        guard failure.isEmpty else { throw SharedFailure(failure) }
 
         let group = try world.splitGroups(layout)
         let pending = runs.indices.filter { !FileManager.default.fileExists(atPath: out.appendingPathComponent(runs[$0].relativePath + "/results.json").path) }

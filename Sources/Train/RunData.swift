@@ -62,7 +62,7 @@ public final class RunData {
             } catch { failure = "\(error)" }
         }
         failure = try comm.broadcast(failure, root: 0)
-        guard failure.isEmpty else { throw DataError(failure) }
+        guard failure.isEmpty else { throw SharedFailure(failure) }
         let store = try SliceStore.open(dataset: dataset, settings: settings, cacheRoot: cacheRoot)
         // Every rank reads the splits rank 0 made (and wrote, when splits_final.json was missing).
         let splits = try splitsResult ?? Splits.make(dataset: dataset, seed: config.splitSeed, numFolds: config.folds, writeIfMissing: false)

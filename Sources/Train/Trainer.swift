@@ -219,6 +219,13 @@ public final class Trainer {
     }
 }
 
+/// An error every rank of a group raises together (rank 0 found it and broadcast it): printed once, by rank 0.
+public struct SharedFailure: Error, LocalizedError, CustomStringConvertible {
+    public let description: String
+    public init(_ m: String) { description = m }
+    public var errorDescription: String? { description }
+}
+
 public struct TrainError: Error, LocalizedError, CustomStringConvertible {
     public let description: String
     public init(_ m: String) { description = m }

@@ -21,6 +21,7 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     if let t = threads { BLASInfo.setThreads(t) }
     if let w = BLASInfo.genericKernelWarning() { eprint(w) }
     try BLASInfo.selfCheck()
+    let sgemmRate = BLASInfo.sgemmRate()
 
     let net = try UNet(config: config, seed: 0)
     let loss = SegmentationLoss(numClasses: config.numClasses)
@@ -71,14 +72,15 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     if json {
         let obj: [String: Any] = ["median_step_s": median, "images_per_s": imagesPerS, "gflops": gflops,
                                   "params": net.parameterCount, "peak_rss_mb": peakMB, "blas_core": BLASInfo.coreName,
-                                  "blas_threads": BLASInfo.threads, "cpu_s_per_step": cpuPerStep, "size": size, "batch": batch, "steps": steps]
+                                  "blas_threads": BLASInfo.threads, "cpu_s_per_step": cpuPerStep, "sgemm_gflops": sgemmRate, "size": size, "batch": batch, "steps": steps]
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     } else {
         print(String(format: "bench %d² batch %d, %d steps (+%d warm-up): median %.3f s/step, %.2f images/s, %.1f GFLOP/s",
                      size, batch, steps, warmup, median, imagesPerS, gflops))
         print("parameters \(net.parameterCount), peak RSS \(String(format: "%.0f", peakMB)) MB, " +
-              "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s), process CPU \(String(format: "%.2f", cpuPerStep)) s/step")
+              "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s), process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
+              "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s")
     }
     if profile {
         let rows = Profiler.report()

@@ -52,6 +52,11 @@ func withCommunicator(_ body: (Communicator) throws -> Int32) throws -> Int32 {
         let code = try body(comm)
         MPIRuntime.finalize()
         return code
+    } catch let e as SharedFailure {
+        // Every rank has it: one message, a clean exit everywhere.
+        if comm.rank == 0 { eprint("episodic: error: \(e)") }
+        MPIRuntime.finalize()
+        return 1
     } catch {
         if comm.size > 1 {
             eprint("episodic (rank \(comm.rank)): error: \(error)")

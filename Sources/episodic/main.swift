@@ -18,6 +18,7 @@ let commands: [Command] = [
     trainCommand,
     predictCommand,
     scoreCommand,
+    experimentCommand,
     reportCommand,
     refineCommand,
 ]
@@ -29,6 +30,8 @@ func usage() -> String {
 }
 
 let argv = Array(CommandLine.arguments.dropFirst())
+/// Errors that reach main happen before or outside MPI work and are the same on every rank: print them once.
+let isFirstRank = (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0"
 guard let name = argv.first, !["-h", "--help", "help"].contains(name) else {
     print(usage(), terminator: "")
     exit(argv.isEmpty ? 2 : 0)
@@ -40,9 +43,9 @@ guard let command = commands.first(where: { $0.name == name }) else {
 do {
     exit(try command.run(Array(argv.dropFirst())))
 } catch let e as UsageError {
-    eprint("episodic \(name): \(e.description)")
+    if isFirstRank { eprint("episodic \(name): \(e.description)") }
     exit(2)
 } catch {
-    eprint("episodic \(name): error: \(error)")
+    if isFirstRank { eprint("episodic \(name): error: \(error)") }
     exit(1)
 }

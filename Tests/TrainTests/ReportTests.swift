@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import XCTest
 @testable import Train
 
@@ -62,14 +65,27 @@ final class ReportTests: XCTestCase {
             ["classID": 1, "dice": dice[0], "hd95": hd95[0].map { $0 as Any } ?? NSNull(), "presence": "both", "predVoxels": 5, "refVoxels": 5],
             ["classID": 2, "dice": NSNull(), "hd95": NSNull(), "presence": "bothEmpty", "predVoxels": 0, "refVoxels": 0],
         ]]]
-        let exposureRows: [[String: Any]] = (1...2).map { c in
-            ["classID": c, "name": ["A", "B"][c - 1], "slicesDrawn": 10 * c, "sliceShare": sampler == "random" ? 0.1 * Double(c) : 0.5,
-             "pixelsDrawn": 100, "pixelShare": 0.5, "poolSlices": 5, "poolPrevalence": 0.1 * Double(c), "poolPixelShare": 0.5]
+        var exposureRows: [[String: Any]] = []
+        for c in 1...2 {
+            let share: Double = sampler == "random" ? 0.1 * Double(c) : 0.5
+            var row: [String: Any] = ["classID": c, "name": ["A", "B"][c - 1], "slicesDrawn": 10 * c, "sliceShare": share]
+            row["pixelsDrawn"] = 100
+            row["pixelShare"] = 0.5
+            row["poolSlices"] = 5
+            row["poolPrevalence"] = 0.1 * Double(c)
+            row["poolPixelShare"] = 0.5
+            exposureRows.append(row)
         }
         // Validation every 100 iterations; one fold has a NaN row (a class absent from validation).
-        let curve: [[String: Any]] = (1...5).map { i in
-            ["iteration": i * 100, "epoch": Double(i * 100) / Double(ipe), "samplesSeen": i * 1600, "lr": 0.001, "trainLoss": 1.0 / Double(i),
-             "valMeanDice": (fold == 1 && i == 3) ? "nan" as Any : 0.3 + 0.1 * Double(i) + 0.01 * Double(fold), "valDice": [0.5, "nan"]]
+        var curve: [[String: Any]] = []
+        for i in 1...5 {
+            let dice: Double = 0.3 + 0.1 * Double(i) + 0.01 * Double(fold)
+            var row: [String: Any] = ["iteration": i * 100, "epoch": Double(i * 100) / Double(ipe), "samplesSeen": i * 1600]
+            row["lr"] = 0.001
+            row["trainLoss"] = 1.0 / Double(i)
+            row["valMeanDice"] = (fold == 1 && i == 3) ? "nan" as Any : dice as Any
+            row["valDice"] = [0.5, "nan"] as [Any]
+            curve.append(row)
         }
         let obj: [String: Any] = [
             "config": try JSONSerialization.jsonObject(with: ConfigJSON.prettyData(RunConfig())),
