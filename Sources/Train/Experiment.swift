@@ -162,7 +162,8 @@ public enum ExperimentRunner {
             try queue.submit(run: i, result: Data(String(format: "%.4f", result.bestValidationDice).utf8))
         }
         _ = try queue.finish()
-        try world.barrier()
+        // Groups finish at different times; waiting politely keeps idle ranks off the cores others still train on.
+        if let m = world as? MPICommunicator { try m.idleBarrier() } else { try world.barrier() }
         if world.rank == 0 { try report(out) }
         try world.barrier()
     }
