@@ -102,16 +102,19 @@ struct Conv3x3 {
     nonisolated(unsafe) static var tileThreshold = 512 * 1024
     nonisolated(unsafe) static var tileFloats = 256 * 1024
 
-    /// Output rows per band, or nil for the untiled path.
-    func bandRows(outH ho: Int, outW wo: Int) -> Int? {
-        guard k * ho * wo > Conv3x3.tileThreshold else { return nil }
-        return max(1, min(ho, Conv3x3.tileFloats / (k * wo)))
+    /// Output rows per band, or nil for the untiled path. Only large planes are tiled: deep layers (huge K, tiny
+    /// plane) use the grouped path instead, and a band keeps at least ~256 columns so each GEMM stays efficient.
+    func bandRows(batch: Int, outH ho: Int, outW wo: Int) -> Int? {
+        guard k * ho * wo > Conv3x3.tileThreshold, Conv3x3.groupSize(batch: batch, outPlane: ho * wo) == 1 else { return nil }
+        let rows = max(1, min(ho, Conv3x3.tileFloats / (k * wo), ho))
+        guard rows < ho else { return nil }
+        return max(rows, min(ho, (255 + wo) / wo))
     }
 
     /// Scratch sizes needed for this layer at a shape: (col and dcol count, tmp count).
     func scratchNeeds(batch: Int, h: Int, w: Int) -> (Int, Int) {
         let (ho, wo) = outputSize(h, w)
-        if let rows = bandRows(outH: ho, outW: wo) { return (k * rows * wo, 0) }
+        if let rows = bandRows(batch: batch, outH: ho, outW: wo) { return (k * rows * wo, 0) }
         let g = Conv3x3.groupSize(batch: batch, outPlane: ho * wo)
         return (k * g * ho * wo, g > 1 ? cout * g * ho * wo : 0)
     }
@@ -123,7 +126,7 @@ struct Conv3x3 {
         let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
         let col = scratch.col.pointer
         let wp = params + weight, bp = params + bias
-        if let rows = bandRows(outH: ho, outW: wo) {
+        if let rows = bandRows(batch: batch, outH: ho, outW: wo) {
             for n in 0..<batch {
                 let xn = x + n * cin * h * w, yn = y + n * cout * plane
                 var r0 = 0
@@ -176,7 +179,7 @@ struct Conv3x3 {
         let dw = grads + weight, db = grads + bias
         zeroFill(db, cout)
         if let dx = dx, !accumulate { zeroFill(dx, batch * cin * h * w) }
-        if let rows = bandRows(outH: ho, outW: wo) {
+        if let rows = bandRows(batch: batch, outH: ho, outW: wo) {
             for n in 0..<batch {
                 let xn = x + n * cin * h * w, dyn = dy + n * cout * plane
                 for co in 0..<cout {
@@ -206,9 +209,11 @@ struct Conv3x3 {
         while n0 < batch {
             let gn = min(g, batch - n0)
             let ld = gn * plane
+            let tA = Profiler.start()
             for i in 0..<gn {
                 im2col3x3(x + (n0 + i) * cin * h * w, channels: cin, height: h, width: w, stride: stride, col: col + i * plane, ld: ld)
             }
+            Profiler.stop(tA, "  conv bwd im2col")
             let dyg: UnsafePointer<Float>
             if gn == 1 {
                 dyg = dy + n0 * cout * plane
@@ -227,9 +232,15 @@ struct Conv3x3 {
                 for p in 0..<ld { s += r[p] }
                 db[co] += s
             }
+            let tB = Profiler.start()
             sgemm(transB: true, m: cout, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
+            Profiler.stop(tB, "  conv bwd gemm dW")
             if let dx = dx {
+                let tC = Profiler.start()
                 sgemm(transA: true, m: k, n: ld, k: cout, a: wp, lda: k, b: dyg, ldb: ld, beta: 0, c: dcol, ldc: ld)
+                Profiler.stop(tC, "  conv bwd gemm dcol")
+                let tD = Profiler.start()
+                defer { Profiler.stop(tD, "  conv bwd col2im") }
                 for i in 0..<gn {
                     col2im3x3(dcol + i * plane, ld: ld, channels: cin, height: h, width: w, stride: stride,
                               dx: dx + (n0 + i) * cin * h * w)

@@ -258,7 +258,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(ct.colorType, 0)
         XCTAssertEqual(ct.pixels, Self.exampleImage)
         let ref = try decodePNG(pngs[1])
-        XCTAssertEqual(ref.colorType, 2)
+        XCTAssertEqual(ref.colorType, 3, "indexed colour for up to 16 classes")
         XCTAssertEqual(ref.pixels.count, 4 * 3 * 3)
         // Background pixel 1 stays grey (20); pixel 2 (class 1) is tinted.
         XCTAssertEqual(Array(ref.pixels[3..<6]), [20, 20, 20])
@@ -273,6 +273,10 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(d.pixels, px)
         XCTAssertGreaterThan(d.blocks, 4)
         XCTAssertThrowsError(try PNGEncoder.encode(width: 2, height: 2, colorType: .grey, pixels: [1, 2, 3]))
+        let pal: [(UInt8, UInt8, UInt8)] = [(0, 0, 0), (255, 0, 0), (0, 0, 255)]
+        let indexed = try decodePNG(try PNGEncoder.encodeIndexed(width: 3, height: 1, palette: pal, indices: [2, 0, 1]))
+        XCTAssertEqual(indexed.pixels, [0, 0, 255, 0, 0, 0, 255, 0, 0])
+        XCTAssertThrowsError(try PNGEncoder.encodeIndexed(width: 1, height: 1, palette: pal, indices: [3]))
     }
 
     func testFolderWithoutRunsIsAnErrorNamingIt() throws {
@@ -309,6 +313,7 @@ final class ReportTests: XCTestCase {
         }
         var out = DecodedPNG()
         var idat: [UInt8] = []
+        var palette: [[UInt8]] = []
         var pos = 8, sawEnd = false
         while pos + 12 <= b.count {
             let len = u32(pos)
@@ -321,6 +326,7 @@ final class ReportTests: XCTestCase {
                 out.width = u32(pos + 8); out.height = u32(pos + 12)
                 XCTAssertEqual(body[8], 8, "bit depth")
                 out.colorType = Int(body[9])
+            case "PLTE": palette = stride(from: 0, to: body.count, by: 3).map { Array(body[$0..<($0 + 3)]) }
             case "IDAT": idat += body
             case "IEND": sawEnd = true
             default: break
@@ -356,6 +362,10 @@ final class ReportTests: XCTestCase {
         for y in 0..<out.height {
             XCTAssertEqual(raw[y * (rowBytes + 1)], 0, "filter type")
             out.pixels += raw[(y * (rowBytes + 1) + 1)..<((y + 1) * (rowBytes + 1))]
+        }
+        if out.colorType == 3 { // expand palette indices to RGB
+            XCTAssertTrue(out.pixels.allSatisfy { Int($0) < palette.count }, "palette index in range")
+            out.pixels = out.pixels.flatMap { Int($0) < palette.count ? palette[Int($0)] : [0, 0, 0] }
         }
         return out
     }

@@ -84,6 +84,32 @@ public enum PNGEncoder {
         return c ^ 0xFFFF_FFFF
     }
 
+    /// An 8-bit indexed-colour PNG (colour type 3): one byte per pixel, a third of RGB's size with stored blocks.
+    public static func encodeIndexed(width: Int, height: Int, palette: [(UInt8, UInt8, UInt8)], indices: [UInt8]) throws -> Data {
+        guard width > 0, height > 0, width <= 1 << 24, height <= 1 << 24 else {
+            throw ConfigError("PNG: invalid size \(width)×\(height)")
+        }
+        guard !palette.isEmpty, palette.count <= 256 else { throw ConfigError("PNG: a palette needs 1...256 entries, got \(palette.count)") }
+        guard indices.count == width * height else {
+            throw ConfigError("PNG: \(indices.count) palette indices for \(width)×\(height), expected \(width * height)")
+        }
+        if let bad = indices.first(where: { Int($0) >= palette.count }) {
+            throw ConfigError("PNG: palette index \(bad) outside the \(palette.count)-entry palette")
+        }
+        var raw = [UInt8]()
+        raw.reserveCapacity((width + 1) * height)
+        for y in 0..<height {
+            raw.append(0)
+            raw.append(contentsOf: indices[(y * width)..<((y + 1) * width)])
+        }
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        chunk(&png, "IHDR", be32(UInt32(width)) + be32(UInt32(height)) + [8, 3, 0, 0, 0])
+        chunk(&png, "PLTE", palette.flatMap { [$0.0, $0.1, $0.2] })
+        chunk(&png, "IDAT", zlibStored(raw))
+        chunk(&png, "IEND", [])
+        return Data(png)
+    }
+
     /// `data:image/png;base64,...` for an <img> or SVG <image>.
     public static func dataURI(_ png: Data) -> String { "data:image/png;base64," + png.base64EncodedString() }
 }

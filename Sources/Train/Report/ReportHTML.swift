@@ -41,6 +41,12 @@ enum ReportHTML {
         let panels: [(String, String)] = input.budgets.flatMap { b in input.regimes.compactMap { r in
             (input.samplers[b + "/" + r] ?? []).isEmpty ? nil : (b, r)
         } }
+        /// One row of panels per budget, regimes side by side.
+        func rows(_ panel: (String, String) -> String) -> String {
+            input.budgets.map { b in
+                "<div class=\"panels\">" + panels.filter { $0.0 == b }.map { panel($0.0, $0.1) }.joined() + "</div>\n"
+            }.joined()
+        }
 
         var h = """
         <!DOCTYPE html>
@@ -49,8 +55,8 @@ enum ReportHTML {
         body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}
         h1{font-size:22px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc} h3{font-size:15px}
         table{border-collapse:collapse;margin:8px 0 16px;font-size:13px} th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-        th{background:#f3f3f3} td.l,th.l{text-align:left} tr.mean td{font-weight:bold} tr.budget td{color:#555;font-style:italic}
-        .panels{display:flex;flex-wrap:wrap;gap:12px} .warn{background:#fff4e0;border:1px solid #e0a040;padding:8px 12px}
+        th{background:#f3f3f3} td,th{white-space:nowrap} th.c{text-align:center} td.l,th.l{text-align:left} tr.mean td{font-weight:bold} tr.budget td{color:#555;font-style:italic;text-align:center}
+        .panels{display:flex;flex-wrap:wrap;gap:12px;margin-bottom:10px} .warn{background:#fff4e0;border:1px solid #e0a040;padding:8px 12px}
         figure{margin:0 8px 8px 0;display:inline-block;text-align:center} figcaption{font-size:12px}
         img.px{image-rendering:pixelated;image-rendering:crisp-edges;border:1px solid #999}
         .legend span{display:inline-block;margin-right:14px;font-size:13px} .sw{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border:1px solid #555}
@@ -81,19 +87,15 @@ enum ReportHTML {
         }.joined() + "</div>\n"
 
         h += "<h2>Figure 1: validation mean Dice against iterations</h2>\n<p>Line: mean over folds; band: min–max over folds.</p>\n"
-        h += samplerLegend + "<div class=\"panels\">"
-        for (b, r) in panels { h += curvePanel(input, budget: b, regime: r, epochs: false, color: color) }
-        h += "</div>\n<h2>Figure 2: validation mean Dice against epochs</h2>\n<p>Epochs of each sampler's own length (iterations ÷ its iterations per epoch).</p>\n"
-        h += samplerLegend + "<div class=\"panels\">"
-        for (b, r) in panels { h += curvePanel(input, budget: b, regime: r, epochs: true, color: color) }
-        h += "</div>\n<h2>Figure 3: per-class test Dice</h2>\n<p>Bar: mean over folds; whisker: ± std.</p>\n"
-        h += samplerLegend + "<div class=\"panels\">"
-        for (b, r) in panels { h += diceBars(s, input: input, budget: b, regime: r, color: color) }
-        h += "</div>\n<h2>Figure 4: class exposure against prevalence</h2>\n"
+        h += samplerLegend + rows { b, r in curvePanel(input, budget: b, regime: r, epochs: false, color: color) }
+        h += "<h2>Figure 2: validation mean Dice against epochs</h2>\n<p>Epochs of each sampler's own length (iterations ÷ its iterations per epoch).</p>\n"
+        h += samplerLegend + rows { b, r in curvePanel(input, budget: b, regime: r, epochs: true, color: color) }
+        h += "<h2>Figure 3: per-class test Dice</h2>\n<p>Bar: mean over folds; whisker: ± std.</p>\n"
+        h += samplerLegend + rows { b, r in diceBars(s, input: input, budget: b, regime: r, color: color) }
+        h += "<h2>Figure 4: class exposure against prevalence</h2>\n"
         h += "<p>Bar: share of the slices drawn in training that contain the class (mean over folds); black tick: share of the training pool's slices containing it (prevalence).</p>\n"
-        h += samplerLegend + "<div class=\"panels\">"
-        for (b, r) in panels { h += exposureBars(s, input: input, budget: b, regime: r, color: color) }
-        h += "</div>\n<h2>Figure 5: example test slice</h2>\n"
+        h += samplerLegend + rows { b, r in exposureBars(s, input: input, budget: b, regime: r, color: color) }
+        h += "<h2>Figure 5: example test slice</h2>\n"
         h += try examples(s, input: input, panels: panels)
         h += "<h2>Paired comparison across folds</h2>\n"
         h += comparisons(s)
@@ -109,12 +111,13 @@ enum ReportHTML {
             let cols: [(String, String)] = input.regimes.flatMap { r in (input.samplers[b + "/" + r] ?? []).map { (r, $0) } }
             guard !cols.isEmpty else { continue }
             let cells = cols.map { s.cell(budget: b, regime: $0.0, sampler: $0.1) }
-            h += "<h3>Budget <code>\(esc(b))</code></h3>\n<table><tr><th class=\"l\" rowspan=\"2\">class</th>"
+            h += "<h3>Budget <code>\(esc(b))</code></h3>\n<table><tr><th class=\"l\" rowspan=\"3\">class</th>"
             for r in input.regimes {
                 let k = (input.samplers[b + "/" + r] ?? []).count
-                if k > 0 { h += "<th colspan=\"\(2 * k)\">\(esc(r))</th>" }
+                if k > 0 { h += "<th class=\"c\" colspan=\"\(2 * k)\">\(esc(r))</th>" }
             }
-            h += "</tr><tr>" + cols.map { "<th>\(esc($0.1)) Dice</th><th>HD95</th>" }.joined() + "</tr>\n"
+            h += "</tr><tr>" + cols.map { "<th class=\"c\" colspan=\"2\">\(esc($0.1))</th>" }.joined() + "</tr>\n<tr>"
+                + cols.map { _ in "<th>Dice</th><th>HD95 (mm)</th>" }.joined() + "</tr>\n"
             let nClasses = s.classNames.count
             for i in 0...nClasses {
                 let isMean = i == nClasses
@@ -200,7 +203,7 @@ enum ReportHTML {
 
     struct Frame {
         var width = 420.0, height = 280.0
-        var left = 52.0, right = 12.0, top = 26.0, bottom = 44.0
+        var left = 52.0, right = 24.0, top = 26.0, bottom = 44.0
         var x0 = 0.0, x1 = 1.0, y0 = 0.0, y1 = 1.0
         var plotW: Double { width - left - right }
         var plotH: Double { height - top - bottom }
@@ -377,7 +380,7 @@ enum ReportHTML {
         }
         let top = (values.flatMap { $0.compactMap(\.0) } + markers.compactMap { $0 }).max() ?? 1
         let yMax = min(1, max(0.1, ceil(top * 10) / 10))
-        return groupedBars(title: "\(budget) · \(regime)", yLabel: "share of slices containing the class", groups: s.classNames,
+        return groupedBars(title: "\(budget) · \(regime)", yLabel: "share of slices with the class", groups: s.classNames,
                            samplers: samplers, color: color, yMax: yMax, values: values, markers: markers)
     }
 
@@ -385,6 +388,7 @@ enum ReportHTML {
 
     /// CT in grey with `labels` blended in class colours (alpha 0.5); labels outside 1..<numClasses stay grey.
     static func overlay(_ e: ExampleSlice, labels: [UInt8], numClasses: Int) throws -> Data {
+        if numClasses - 1 <= 16 { return try overlayIndexed(e, labels: labels, numClasses: numClasses) }
         var rgb = [UInt8](repeating: 0, count: e.width * e.height * 3)
         for i in 0..<(e.width * e.height) {
             let g = Double(e.image[i])
@@ -399,6 +403,29 @@ enum ReportHTML {
             }
         }
         return try PNGEncoder.encode(width: e.width, height: e.height, colorType: .rgb, pixels: rgb)
+    }
+
+    /// The same overlay as an indexed PNG: entries 0–127 are 128 grey levels (unlabelled pixels), then 8 grey levels
+    /// blended with each of up to 16 class colours (labelled pixels; the CT under a colour needs little depth).
+    static func overlayIndexed(_ e: ExampleSlice, labels: [UInt8], numClasses: Int) throws -> Data {
+        var palette: [(UInt8, UInt8, UInt8)] = (0..<128).map { i in
+            let g = UInt8((Double(i) * 255 / 127).rounded())
+            return (g, g, g)
+        }
+        for c in 1..<max(numClasses, 2) {
+            let col = classColor(c)
+            for level in 0..<8 {
+                let g = Double(level * 32 + 16)
+                func mix(_ v: UInt8) -> UInt8 { UInt8((0.45 * g + 0.55 * Double(v)).rounded()) }
+                palette.append((mix(col.0), mix(col.1), mix(col.2)))
+            }
+        }
+        var idx = [UInt8](repeating: 0, count: e.width * e.height)
+        for i in idx.indices {
+            let l = Int(labels[i])
+            idx[i] = l >= 1 && l < numClasses ? UInt8(128 + (l - 1) * 8 + Int(e.image[i] >> 5)) : e.image[i] >> 1
+        }
+        return try PNGEncoder.encodeIndexed(width: e.width, height: e.height, palette: palette, indices: idx)
     }
 
     static func examples(_ s: ReportSummary, input: ReportInput, panels: [(String, String)]) throws -> String {

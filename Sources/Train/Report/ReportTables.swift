@@ -24,7 +24,9 @@ enum ReportTables {
     }
 
     static func stops(_ r: [String: Int]) -> String {
-        r.isEmpty ? "–" : r.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+        // Short forms of the Trainer's reasons keep the table narrow; other reasons are shown as written.
+        let short = ["budget exhausted": "budget", "early stopping": "early stop"]
+        return r.isEmpty ? "–" : r.sorted { $0.key < $1.key }.map { "\(short[$0.key] ?? $0.key) ×\($0.value)" }.joined(separator: ", ")
     }
 
     static func csvField(_ s: String) -> String {
@@ -91,7 +93,7 @@ enum ReportTables {
             out += line("epochs trained") { countStat($0.epochsTrained, digits: 1) }
             out += line("stop") { mdEscape(stops($0.stopReasons)) }
             out += "\n### HD95 (mm)\n\n" + header + rows({ $0.hd95 }, digits: 2)
-            out += line("cases with HD95 = ∞ (left out)") { "\($0.mean.hd95Infinite)" }
+            out += line("class-case pairs with HD95 = ∞ (left out)") { "\($0.mean.hd95Infinite)" }
         }
         if !s.runs.missing.isEmpty {
             out += "\nMissing (unfinished) runs: " + s.runs.missing.map { "`\($0)`" }.joined(separator: ", ") + "\n"
