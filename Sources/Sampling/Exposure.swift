@@ -11,11 +11,21 @@ public struct ExposureCounter: Codable, Sendable, Equatable {
     public private(set) var pixels: [Int]
     /// Drawn slice ids that are not in the pool (a caller bug; counted, not fatal).
     public private(set) var unknownSlices = 0
+    /// Per class: slices drawn *for* it as an episode target (episodic only; zero otherwise). This is the exposure
+    /// the episodic sampler balances: co-occurring classes (SAT, SM, ESM in every trunk slice) make the
+    /// slices-containing count unbalanced whatever the sampler does.
+    public private(set) var targetSlices: [Int]
 
     public init(numClasses: Int) {
         self.numClasses = numClasses
         slicesContaining = [Int](repeating: 0, count: numClasses)
         pixels = [Int](repeating: 0, count: numClasses)
+        targetSlices = [Int](repeating: 0, count: numClasses)
+    }
+
+    /// Records an episode's target classes, each with the slices drawn for it.
+    public mutating func addEpisode(classes: [Int], slicesPerClass: Int) {
+        for c in classes where c >= 0 && c < numClasses { targetSlices[c] += slicesPerClass }
     }
 
     public mutating func add(batch: [Int], pool: SlicePool) {
@@ -43,13 +53,17 @@ public struct ExposureCounter: Codable, Sendable, Equatable {
                 pixelShare: drawnFG == 0 ? 0 : Double(pixels[c]) / Double(drawnFG),
                 poolSlices: pool.slicesContaining[c].count,
                 poolPrevalence: pool.slicePrevalence(c),
-                poolPixelShare: poolFG == 0 ? 0 : Double(pool.totalPixels[c]) / Double(poolFG))
+                poolPixelShare: poolFG == 0 ? 0 : Double(pool.totalPixels[c]) / Double(poolFG),
+                targetSlices: targetSlices[c])
         }
         let exposed = rows.filter { $0.poolSlices > 0 }.map(\.slicesDrawn)
         var ratio: Double? = nil
         if let mx = exposed.max(), let mn = exposed.min() { ratio = mn == 0 ? nil : Double(mx) / Double(mn) }
+        let targets = rows.filter { $0.poolSlices > 0 }.map(\.targetSlices)
+        var targetRatio: Double? = nil
+        if let mx = targets.max(), let mn = targets.min(), mx > 0 { targetRatio = mn == 0 ? nil : Double(mx) / Double(mn) }
         return ExposureReport(slicesDrawn: slicesDrawn, foregroundPixelsDrawn: drawnFG, classes: rows,
-                              maxMinSliceExposure: ratio)
+                              maxMinSliceExposure: ratio, maxMinTargetExposure: targetRatio)
     }
 }
 
@@ -68,24 +82,31 @@ public struct ExposureReport: Codable, Sendable, Equatable {
         public let poolSlices: Int
         public let poolPrevalence: Double
         public let poolPixelShare: Double
+        /// Slices drawn as this class's episode target (episodic sampler only).
+        public let targetSlices: Int
     }
     public let slicesDrawn: Int
     public let foregroundPixelsDrawn: Int
     public let classes: [ClassRow]
     public let maxMinSliceExposure: Double?
+    /// max/min of targetSlices over classes with a non-empty pool (episodic; nil for the other samplers).
+    public let maxMinTargetExposure: Double?
 
     /// Human-readable table for stdout.
     public func table() -> String {
-        var lines = ["class  name                 slices   slice-share  pool-prev   pixel-share  pool-pix-share"]
+        var lines = ["class  name                 slices   slice-share  pool-prev   pixel-share  pool-pix-share  target-slices"]
         for r in classes {
             let name = (r.name ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)
             // %@ with a Swift String is not portable to Linux Foundation; format the numbers only.
             lines.append(String(format: "%5d  ", r.classID) + name
-                         + String(format: " %8d   %10.4f  %9.4f   %11.4f  %14.4f", r.slicesDrawn,
-                                  r.sliceShare, r.poolPrevalence, r.pixelShare, r.poolPixelShare))
+                         + String(format: " %8d   %10.4f  %9.4f   %11.4f  %14.4f  %13d", r.slicesDrawn,
+                                  r.sliceShare, r.poolPrevalence, r.pixelShare, r.poolPixelShare, r.targetSlices))
         }
         lines.append("slices drawn: \(slicesDrawn); max/min slice exposure over classes: "
                      + (maxMinSliceExposure.map { String(format: "%.3f", $0) } ?? "undefined (a class was never drawn)"))
+        if let t = maxMinTargetExposure {
+            lines.append("max/min episode-target exposure over classes: " + String(format: "%.3f", t))
+        }
         return lines.joined(separator: "\n")
     }
 }

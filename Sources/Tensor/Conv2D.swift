@@ -1,3 +1,5 @@
+import Dispatch
+
 /// im2col for a 3×3 kernel, padding 1, stride 1 or 2: row r = (c·3 + kh)·3 + kw of `col` (row stride `ld`) holds
 /// x[c, oh·s + kh − 1, ow·s + kw − 1] (0 outside) for all (oh, ow), laid out oh-major.
 /// Only output rows rowStart..<rowStart+rowCount are produced (rowCount nil = all), at column (oh − rowStart)·wo + ow:
@@ -65,15 +67,37 @@ func col2im3x3(_ dcol: UnsafePointer<Float>, ld: Int, channels: Int, height h: I
 }
 
 /// Scratch shared by all convolutions of one workspace: the column matrix, its gradient and a group output.
+/// Large-plane layers run one sample per worker thread (BLAS single-threaded inside), so im2col/col2im and the
+/// bias loops are parallel too; each worker has its own column buffers and dW/db partial sums.
 final class ConvScratch {
-    var col: FloatBuffer
-    var dcol: FloatBuffer
-    var tmp: FloatBuffer
-    init(colCount: Int, tmpCount: Int) {
+    let col: FloatBuffer
+    let dcol: FloatBuffer
+    let tmp: FloatBuffer
+    let workers: Int
+    let workerCol: [FloatBuffer]
+    let workerDcol: [FloatBuffer]
+    let workerDW: [FloatBuffer]
+    init(colCount: Int, tmpCount: Int, workers: Int = 1, workerColCount: Int = 0, workerDWCount: Int = 0) {
         col = FloatBuffer(count: colCount)
         dcol = FloatBuffer(count: colCount)
         tmp = FloatBuffer(count: tmpCount)
+        self.workers = max(1, workers)
+        workerCol = (0..<self.workers).map { _ in FloatBuffer(count: workerColCount) }
+        workerDcol = (0..<self.workers).map { _ in FloatBuffer(count: workerColCount) }
+        workerDW = (0..<self.workers).map { _ in FloatBuffer(count: workerDWCount) }
     }
+
+    /// Worker threads to use: the BLAS thread count (one sample per core instead of one GEMM over two cores).
+    static func defaultWorkers() -> Int { max(1, min(8, BLASInfo.threads)) }
+}
+
+/// Runs body(0..<n) on n threads with BLAS single-threaded meanwhile (restored afterwards).
+func parallelWorkers(_ n: Int, _ body: (Int) -> Void) {
+    if n <= 1 { body(0); return }
+    let saved = BLASInfo.threads
+    BLASInfo.setThreads(1)
+    DispatchQueue.concurrentPerform(iterations: n, execute: body)
+    BLASInfo.setThreads(saved)
 }
 
 /// 3×3 convolution, padding 1, stride 1 or 2, with bias. Weight [cout, cin, 3, 3] at `weight` in the arena, bias
@@ -111,12 +135,16 @@ struct Conv3x3 {
         return max(rows, min(ho, (255 + wo) / wo))
     }
 
-    /// Scratch sizes needed for this layer at a shape: (col and dcol count, tmp count).
-    func scratchNeeds(batch: Int, h: Int, w: Int) -> (Int, Int) {
+    /// Scratch sizes needed for this layer at a shape: (shared col and dcol count, tmp count, per-worker col count,
+    /// per-worker dW+db count). Layers with one sample per GEMM use the per-worker buffers.
+    func scratchNeeds(batch: Int, h: Int, w: Int) -> (Int, Int, Int, Int) {
         let (ho, wo) = outputSize(h, w)
-        if let rows = bandRows(batch: batch, outH: ho, outW: wo) { return (k * rows * wo, 0) }
         let g = Conv3x3.groupSize(batch: batch, outPlane: ho * wo)
-        return (k * g * ho * wo, g > 1 ? cout * g * ho * wo : 0)
+        if g == 1 {
+            let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
+            return (0, 0, k * rows * wo, cout * k + cout)
+        }
+        return (k * g * ho * wo, cout * g * ho * wo, 0, 0)
     }
 
     func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
@@ -126,17 +154,25 @@ struct Conv3x3 {
         let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
         let col = scratch.col.pointer
         let wp = params + weight, bp = params + bias
-        if let rows = bandRows(batch: batch, outH: ho, outW: wo) {
-            for n in 0..<batch {
-                let xn = x + n * cin * h * w, yn = y + n * cout * plane
-                var r0 = 0
-                while r0 < ho {
-                    let rc = min(rows, ho - r0), pb = rc * wo
-                    im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
-                    sgemm(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
-                    r0 += rc
+        if g == 1 {
+            // One sample per worker; bands of output rows when a sample's column matrix exceeds L2.
+            let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
+            let nw = min(scratch.workers, batch)
+            parallelWorkers(nw) { wi in
+                let col = scratch.workerCol[wi].pointer
+                var n = wi
+                while n < batch {
+                    let xn = x + n * cin * h * w, yn = y + n * cout * plane
+                    var r0 = 0
+                    while r0 < ho {
+                        let rc = min(rows, ho - r0), pb = rc * wo
+                        im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
+                        sgemm(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
+                        r0 += rc
+                    }
+                    for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
+                    n += nw
                 }
-                for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
             }
             return
         }
@@ -179,29 +215,47 @@ struct Conv3x3 {
         let dw = grads + weight, db = grads + bias
         zeroFill(db, cout)
         if let dx = dx, !accumulate { zeroFill(dx, batch * cin * h * w) }
-        if let rows = bandRows(batch: batch, outH: ho, outW: wo) {
-            for n in 0..<batch {
-                let xn = x + n * cin * h * w, dyn = dy + n * cout * plane
-                for co in 0..<cout {
-                    let r = dyn + co * plane
-                    var s: Float = 0
-                    for p in 0..<plane { s += r[p] }
-                    db[co] += s
-                }
-                var r0 = 0
-                while r0 < ho {
-                    let rc = min(rows, ho - r0), pb = rc * wo
-                    let dyb = dyn + r0 * wo
-                    im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
-                    sgemm(transB: true, m: cout, n: k, k: pb, a: dyb, lda: plane, b: col, ldb: pb,
-                          beta: (n == 0 && r0 == 0) ? 0 : 1, c: dw, ldc: k)
-                    if let dx = dx {
-                        sgemm(transA: true, m: k, n: pb, k: cout, a: wp, lda: k, b: dyb, ldb: plane, beta: 0, c: dcol, ldc: pb)
-                        col2im3x3(dcol, ld: pb, channels: cin, height: h, width: w, stride: stride, dx: dx + n * cin * h * w,
-                                  rowStart: r0, rowCount: rc)
+        if g == 1 {
+            let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
+            let nw = min(scratch.workers, batch)
+            let kw = cout * k
+            parallelWorkers(nw) { wi in
+                let col = scratch.workerCol[wi].pointer, dcol = scratch.workerDcol[wi].pointer
+                let dwW = scratch.workerDW[wi].pointer, dbW = dwW + kw
+                zeroFill(dwW, kw + cout)
+                var first = true
+                var n = wi
+                while n < batch {
+                    let xn = x + n * cin * h * w, dyn = dy + n * cout * plane
+                    for co in 0..<cout {
+                        let r = dyn + co * plane
+                        var s: Float = 0
+                        for p in 0..<plane { s += r[p] }
+                        dbW[co] += s
                     }
-                    r0 += rc
+                    var r0 = 0
+                    while r0 < ho {
+                        let rc = min(rows, ho - r0), pb = rc * wo
+                        let dyb = dyn + r0 * wo
+                        im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
+                        sgemm(transB: true, m: cout, n: k, k: pb, a: dyb, lda: plane, b: col, ldb: pb, beta: first ? 0 : 1, c: dwW, ldc: k)
+                        first = false
+                        if let dx = dx {
+                            sgemm(transA: true, m: k, n: pb, k: cout, a: wp, lda: k, b: dyb, ldb: plane, beta: 0, c: dcol, ldc: pb)
+                            col2im3x3(dcol, ld: pb, channels: cin, height: h, width: w, stride: stride, dx: dx + n * cin * h * w,
+                                      rowStart: r0, rowCount: rc)
+                        }
+                        r0 += rc
+                    }
+                    n += nw
                 }
+            }
+            // Sum the workers' partial dW, db (fixed order: deterministic).
+            (dw).update(from: scratch.workerDW[0].pointer, count: kw)
+            db.update(from: scratch.workerDW[0].pointer + kw, count: cout)
+            for wi in 1..<max(1, nw) {
+                addInPlace(dw, scratch.workerDW[wi].pointer, kw)
+                addInPlace(db, scratch.workerDW[wi].pointer + kw, cout)
             }
             return
         }

@@ -50,22 +50,22 @@ final class Workspace {
         }
         self.dec = dec; self.cat = cat; self.dcat = dcat
         logits = FloatBuffer(count: batch * cfg.numClasses * height * width)
-        var colCount = 0, tmpCount = 0
+        var colCount = 0, tmpCount = 0, wColCount = 0, wDWCount = 0
+        func need(_ n: (Int, Int, Int, Int)) {
+            colCount = max(colCount, n.0); tmpCount = max(tmpCount, n.1); wColCount = max(wColCount, n.2); wDWCount = max(wDWCount, n.3)
+        }
         for s in 0..<S {
             for j in 0..<cfg.convsPerStage {
                 let inS = (j == 0 && s > 0) ? s - 1 : s
-                let need = net.encConv[s][j].scratchNeeds(batch: batch, h: height >> inS, w: width >> inS)
-                colCount = max(colCount, need.0); tmpCount = max(tmpCount, need.1)
+                need(net.encConv[s][j].scratchNeeds(batch: batch, h: height >> inS, w: width >> inS))
             }
         }
         for d in 0..<(S - 1) {
             let s = S - 2 - d
-            for j in 0..<cfg.convsPerStage {
-                let need = net.decConv[d][j].scratchNeeds(batch: batch, h: height >> s, w: width >> s)
-                colCount = max(colCount, need.0); tmpCount = max(tmpCount, need.1)
-            }
+            for j in 0..<cfg.convsPerStage { need(net.decConv[d][j].scratchNeeds(batch: batch, h: height >> s, w: width >> s)) }
         }
-        scratch = ConvScratch(colCount: colCount, tmpCount: tmpCount)
+        scratch = ConvScratch(colCount: colCount, tmpCount: tmpCount, workers: ConvScratch.defaultWorkers(),
+                              workerColCount: wColCount, workerDWCount: wDWCount)
         ttmp = FloatBuffer(count: ttmpCount)
     }
 }

@@ -56,6 +56,9 @@ public final class Trainer {
     var state: RunState
     let configHash: String
 
+    /// The sampler's seed for a run seed (`episodic sampler-stats` draws exactly the batches training will).
+    public static func samplerSeed(_ seed: UInt64) -> UInt64 { CounterRNG.mixKey(seed, 0x5A4D) }
+
     public init(config: RunConfig, runDir: URL, comm: Communicator, data: RunData, resume: Bool) throws {
         self.config = config
         self.runDir = runDir
@@ -69,7 +72,7 @@ public final class Trainer {
         guard config.network.numClasses == data.store.numClasses else {
             throw ConfigError("network.numClasses = \(config.network.numClasses) but the data set has \(data.store.numClasses) classes (dataset.json labels)")
         }
-        sampler = try makeSampler(config: config.sampler, pool: data.pool, seed: CounterRNG.mixKey(config.seed, 0x5A4D))
+        sampler = try makeSampler(config: config.sampler, pool: data.pool, seed: Trainer.samplerSeed(config.seed))
         budget = config.budget.resolve(samplerIterationsPerEpoch: sampler.iterationsPerEpoch)
         net = try UNet(config: config.network, seed: CounterRNG.mixKey(config.seed, 0x1717))
         let loss = SegmentationLoss(numClasses: config.network.numClasses, ignoreLabel: data.store.ignoreLabel,
@@ -127,6 +130,9 @@ public final class Trainer {
                 throw TrainError("iteration \(t): the loss is \(value.total); lower optimizer.lr or check the data")
             }
             state.exposure.add(batch: batch, pool: data.pool)
+            if let cls = sampler.episodeClasses(iteration: t), !cls.isEmpty {
+                state.exposure.addEpisode(classes: cls, slicesPerClass: batch.count / cls.count)
+            }
             state.lossSinceLastRow += value.total
             state.itersSinceLastRow += 1
             state.iteration = t + 1

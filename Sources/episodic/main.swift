@@ -19,6 +19,7 @@ let commands: [Command] = [
     predictCommand,
     scoreCommand,
     experimentCommand,
+    samplerStatsCommand,
     reportCommand,
     refineCommand,
 ]

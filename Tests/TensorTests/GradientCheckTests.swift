@@ -57,7 +57,8 @@ final class GradientCheckTests: XCTestCase {
         var x = randomArray(batch * cin * h * w, key: 2)
         let r = randomArray(batch * cout * ho * wo, key: 3)
         let need = conv.scratchNeeds(batch: batch, h: h, w: w)
-        let scratch = ConvScratch(colCount: need.0, tmpCount: need.1)
+        // Two workers exercise the per-sample parallel path and its dW/db reduction.
+        let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 2, workerColCount: need.2, workerDWCount: need.3)
         var y = [Float](repeating: 0, count: r.count)
         func loss(_ x: [Float], _ p: [Float]) -> Double {
             x.withUnsafeBufferPointer { xp in p.withUnsafeBufferPointer { pp in y.withUnsafeMutableBufferPointer { yp in
@@ -107,7 +108,7 @@ final class GradientCheckTests: XCTestCase {
             let params = randomArray(cout * cin * 9 + cout, key: 11)
             let x = randomArray(batch * cin * h * w, key: 12)
             let need = conv.scratchNeeds(batch: batch, h: h, w: w)
-            let scratch = ConvScratch(colCount: need.0, tmpCount: need.1)
+            let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 2, workerColCount: need.2, workerDWCount: need.3)
             var y = [Float](repeating: 0, count: batch * cout * ho * wo)
             x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in y.withUnsafeMutableBufferPointer { yp in
                 conv.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, h: h, w: w, params: pp.baseAddress!, scratch: scratch)

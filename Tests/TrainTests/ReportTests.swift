@@ -77,6 +77,7 @@ final class ReportTests: XCTestCase {
             exposureRows.append(row)
         }
         // Validation every 100 iterations; one fold has a NaN row (a class absent from validation).
+        // Validation every 100 iterations; fold 1 has a "nan" row (a class absent from validation).
         var curve: [[String: Any]] = []
         for i in 1...5 {
             let dice: Double = 0.3 + 0.1 * Double(i) + 0.01 * Double(fold)

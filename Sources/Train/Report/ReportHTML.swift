@@ -138,7 +138,7 @@ enum ReportHTML {
             line("iterations / epoch") { ReportTables.countStat($0.iterationsPerEpoch) }
             line("iteration budget") { ReportTables.countStat($0.maxIterations) }
             line("iterations trained") { ReportTables.countStat($0.iterationsTrained) }
-            line("epochs trained") { ReportTables.countStat($0.epochsTrained, digits: 1) }
+            line("epochs trained") { ReportTables.countStat($0.epochsTrained, digits: 2) }
             line("stop") { ReportTables.stops($0.stopReasons) }
             h += "</table>\n"
         }

@@ -90,7 +90,7 @@ enum ReportTables {
             out += line("iterations / epoch") { countStat($0.iterationsPerEpoch) }
             out += line("iteration budget") { countStat($0.maxIterations) }
             out += line("iterations trained") { countStat($0.iterationsTrained) }
-            out += line("epochs trained") { countStat($0.epochsTrained, digits: 1) }
+            out += line("epochs trained") { countStat($0.epochsTrained, digits: 2) }
             out += line("stop") { mdEscape(stops($0.stopReasons)) }
             out += "\n### HD95 (mm)\n\n" + header + rows({ $0.hd95 }, digits: 2)
             out += line("class-case pairs with HD95 = ∞ (left out)") { "\($0.mean.hd95Infinite)" }
