@@ -25,11 +25,13 @@ struct Dropout2D {
     /// variadic array allocation.
     @inline(__always)
     static func streamKey(_ k: DropoutKey, sample: Int, layer: UInt64) -> UInt64 {
+        @inline(__always) func fold(_ h: UInt64, _ part: UInt64) -> UInt64 { CounterRNG.mix64(h ^ CounterRNG.mix64(part &+ CounterRNG.golden)) }
         var h: UInt64 = 0x243F_6A88_85A3_08D3
-        for part in [k.seed, purpose, k.step, UInt64(bitPattern: Int64(sample)), layer] {
-            h = CounterRNG.mix64(h ^ CounterRNG.mix64(part &+ CounterRNG.golden))
-        }
-        return h
+        h = fold(h, k.seed)
+        h = fold(h, purpose)
+        h = fold(h, k.step)
+        h = fold(h, UInt64(bitPattern: Int64(sample)))
+        return fold(h, layer)
     }
 
     /// Fills mask[n*channels + c] with 0 or 1/(1-p). Returns false (mask untouched) when dropout is the identity.

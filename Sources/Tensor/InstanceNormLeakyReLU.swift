@@ -1,3 +1,5 @@
+import Dispatch
+
 /// InstanceNorm2d (affine, biased variance like PyTorch) fused with LeakyReLU:
 /// a = lrelu(γ·(y − μ)/√(σ² + eps) + β) per (sample, channel) plane. Saves μ and 1/√(σ²+eps) per plane; backward
 /// recomputes x̂ and the pre-activation from y, so only y (the norm input) has to be kept.
@@ -9,10 +11,23 @@ struct InstanceNormLeakyReLU {
     let slope: Float
 
     /// stats holds 2·batch·channels floats: mean then rstd.
+    /// `workers` > 1 splits the planes over threads (planes are independent).
     func forward(y: UnsafePointer<Float>, a: UnsafeMutablePointer<Float>, batch: Int, plane: Int,
-                 params: UnsafePointer<Float>, stats: UnsafeMutablePointer<Float>) {
+                 params: UnsafePointer<Float>, stats: UnsafeMutablePointer<Float>, workers: Int = 1) {
         let nc = batch * channels
-        for idx in 0..<nc {
+        let nw = max(1, min(workers, nc))
+        if nw > 1 {
+            DispatchQueue.concurrentPerform(iterations: nw) { wi in
+                forwardPlanes(y: y, a: a, nc: nc, range: (wi * nc / nw)..<((wi + 1) * nc / nw), plane: plane, params: params, stats: stats)
+            }
+        } else {
+            forwardPlanes(y: y, a: a, nc: nc, range: 0..<nc, plane: plane, params: params, stats: stats)
+        }
+    }
+
+    private func forwardPlanes(y: UnsafePointer<Float>, a: UnsafeMutablePointer<Float>, nc: Int, range: Range<Int>, plane: Int,
+                               params: UnsafePointer<Float>, stats: UnsafeMutablePointer<Float>) {
+        for idx in range {
             let c = idx % channels
             let src = y + idx * plane, dst = a + idx * plane
             let mean = planeSum(src, plane) / Double(plane)
@@ -31,15 +46,30 @@ struct InstanceNormLeakyReLU {
         }
     }
 
-    /// Overwrites y with dL/dy (y is not needed afterwards). dγ, dβ written.
+    /// Overwrites y with dL/dy (y is not needed afterwards). dγ, dβ written. With `workers` > 1 each thread owns a
+    /// subset of channels (over all samples), so the per-channel dγ/dβ sums never race.
     func backward(y: UnsafeMutablePointer<Float>, da: UnsafePointer<Float>, batch: Int, plane: Int,
-                  params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, stats: UnsafePointer<Float>) {
-        let nc = batch * channels
+                  params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>, stats: UnsafePointer<Float>, workers: Int = 1) {
         zeroFill(grads + gamma, channels)
         zeroFill(grads + beta, channels)
+        let nw = max(1, min(workers, channels))
+        if nw > 1 {
+            DispatchQueue.concurrentPerform(iterations: nw) { wi in
+                backwardChannels((wi * channels / nw)..<((wi + 1) * channels / nw), y: y, da: da, batch: batch, plane: plane,
+                                 params: params, grads: grads, stats: stats)
+            }
+        } else {
+            backwardChannels(0..<channels, y: y, da: da, batch: batch, plane: plane, params: params, grads: grads, stats: stats)
+        }
+    }
+
+    private func backwardChannels(_ chans: Range<Int>, y: UnsafeMutablePointer<Float>, da: UnsafePointer<Float>, batch: Int,
+                                  plane: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                                  stats: UnsafePointer<Float>) {
+        let nc = batch * channels
         let inv = 1.0 / Double(plane)
-        for idx in 0..<nc {
-            let c = idx % channels
+        for n in 0..<batch { for c in chans {
+            let idx = n * channels + c
             let buf = y + idx * plane, d = da + idx * plane
             let mf = stats[idx], rstd = stats[nc + idx]
             let gam = params[gamma + c], bet = params[beta + c]
@@ -76,7 +106,7 @@ struct InstanceNormLeakyReLU {
                 let dz = z > 0 ? d[j] : d[j] * sl
                 buf[j] = k * (dz - mdz - xh * mdzx)
             }
-        }
+        } }
     }
 }
 

@@ -229,7 +229,7 @@ public final class UNet {
                     Profiler.stop(tp1, "enc\(s).\(j) conv fwd")
                     (h, w) = conv.outputSize(h, w)
                     let tp2 = Profiler.start()
-                    encNorm[s][j].forward(y: bb.y.pointer, a: bb.a.pointer, batch: batch, plane: h * w, params: params, stats: bb.stats.pointer)
+                    encNorm[s][j].forward(y: bb.y.pointer, a: bb.a.pointer, batch: batch, plane: h * w, params: params, stats: bb.stats.pointer, workers: ws.scratch.workers)
                     Profiler.stop(tp2, "enc\(s).\(j) norm fwd")
                     x = UnsafePointer(bb.a.pointer)
                 }
@@ -253,7 +253,7 @@ public final class UNet {
                     bb.dropped = decDrop[d][j].makeMask(bb.mask.pointer, batch: batch, key: dropout, training: training)
                     if bb.dropped { Dropout2D.apply(bb.y.pointer, mask: bb.mask.pointer, batch: batch, channels: f, plane: plane) }
                     let tp5 = Profiler.start()
-                    decNorm[d][j].forward(y: bb.y.pointer, a: bb.a.pointer, batch: batch, plane: plane, params: params, stats: bb.stats.pointer)
+                    decNorm[d][j].forward(y: bb.y.pointer, a: bb.a.pointer, batch: batch, plane: plane, params: params, stats: bb.stats.pointer, workers: ws.scratch.workers)
                     Profiler.stop(tp5, "dec\(d).\(j) norm fwd")
                     x = UnsafePointer(bb.a.pointer)
                 }
@@ -295,7 +295,7 @@ public final class UNet {
                         let bb = ws.dec[d][j]
                         let tp8 = Profiler.start()
                         decNorm[d][j].backward(y: bb.y.pointer, da: bb.da.pointer, batch: batch, plane: plane, params: params,
-                                               grads: grads, stats: bb.stats.pointer)
+                                               grads: grads, stats: bb.stats.pointer, workers: ws.scratch.workers)
                         Profiler.stop(tp8, "dec\(d).\(j) norm bwd")
                         if bb.dropped { Dropout2D.apply(bb.y.pointer, mask: bb.mask.pointer, batch: batch, channels: f, plane: plane) }
                         let xin = j == 0 ? ws.cat[d].pointer : ws.dec[d][j - 1].a.pointer
@@ -325,7 +325,7 @@ public final class UNet {
                         let bb = ws.enc[s][j], conv = encConv[s][j]
                         let tp11 = Profiler.start()
                         encNorm[s][j].backward(y: bb.y.pointer, da: bb.da.pointer, batch: batch, plane: hs * wsz, params: params,
-                                               grads: grads, stats: bb.stats.pointer)
+                                               grads: grads, stats: bb.stats.pointer, workers: ws.scratch.workers)
                         Profiler.stop(tp11, "enc\(s).\(j) norm bwd")
                         let xin: UnsafeMutablePointer<Float>, dx: UnsafeMutablePointer<Float>?
                         let ih = (j == 0 && s > 0) ? hs * 2 : hs, iw = (j == 0 && s > 0) ? wsz * 2 : wsz

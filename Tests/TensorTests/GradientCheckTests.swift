@@ -204,7 +204,8 @@ final class GradientCheckTests: XCTestCase {
         func loss(_ x: [Float], _ p: [Float]) -> Double {
             x.withUnsafeBufferPointer { xp in p.withUnsafeBufferPointer { pp in a.withUnsafeMutableBufferPointer { ap in
                 stats.withUnsafeMutableBufferPointer { sp in
-                    layer.forward(y: xp.baseAddress!, a: ap.baseAddress!, batch: batch, plane: plane, params: pp.baseAddress!, stats: sp.baseAddress!)
+                    layer.forward(y: xp.baseAddress!, a: ap.baseAddress!, batch: batch, plane: plane, params: pp.baseAddress!, stats: sp.baseAddress!,
+                                  workers: 2)
                 }
             } } }
             return a.withUnsafeBufferPointer { dot($0, r) }
@@ -216,7 +217,7 @@ final class GradientCheckTests: XCTestCase {
         dy.withUnsafeMutableBufferPointer { yp in params.withUnsafeBufferPointer { pp in r.withUnsafeBufferPointer { rp in
             grads.withUnsafeMutableBufferPointer { gp in stats.withUnsafeBufferPointer { sp in
                 layer.backward(y: yp.baseAddress!, da: rp.baseAddress!, batch: batch, plane: plane, params: pp.baseAddress!,
-                               grads: gp.baseAddress!, stats: sp.baseAddress!)
+                               grads: gp.baseAddress!, stats: sp.baseAddress!, workers: 2)
             } }
         } } }
         let p0 = params
