@@ -1,10 +1,12 @@
+import DataParallel
 import Foundation
 import Tensor
+import Train
 
 /// `episodic bench`: times full training steps (forward, loss, backward, AdamW) of the default U-Net on a
 /// synthetic batch and reports throughput against the analytic FLOP count (training ≈ 3× forward FLOPs).
 let benchCommand = Command(name: "bench", summary: "time full training steps of the U-Net") { argv in
-    var a = try Args(argv, flagNames: ["json", "profile"])
+    var a = try Args(argv, flagNames: ["json", "profile", "scaling"])
     let size = try a.int("size", default: 128, min: 1) ?? 128
     let batch = try a.int("batch", default: 16) ?? 16
     let steps = try a.int("steps", default: 5, min: 1) ?? 5
@@ -12,81 +14,95 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     let threads = try a.int("threads", min: 1)
     let json = a.flag("json")
     let profile = a.flag("profile")
+    let scaling = a.flag("scaling")
+    let bucketMB = try a.double("bucket-mb")
+    let features = try a.string("features").map { f -> [Int] in
+        let v = f.split(separator: ",").compactMap { Int($0) }
+        guard v.count >= 2, v.count == f.split(separator: ",").count else { throw UsageError("option --features: expected a comma list like 32,64,128, got '\(f)'") }
+        return v
+    }
     try a.checkAllUsed()
     guard batch > 0 else { throw UsageError("option --batch: must be > 0, got \(batch)") }
-    let config = UNetConfig()
+    var config = UNetConfig()
+    if let f = features { config.features = f }
     do { try config.validate(height: size, width: size) } catch {
         throw UsageError("option --size: \(error)")
     }
     if let t = threads { BLASInfo.setThreads(t) }
     if let w = BLASInfo.genericKernelWarning() { eprint(w) }
     try BLASInfo.selfCheck()
-    let sgemmRate = BLASInfo.sgemmRate()
 
-    let net = try UNet(config: config, seed: 0)
-    let loss = SegmentationLoss(numClasses: config.numClasses)
-    let adam = AdamW(count: net.parameterCount, weightDecay: 3e-5)
-    let pixels = size * size
-    // Synthetic batch: smooth random image, labels = horizontal bands so every class occurs.
-    let key = CounterRNG.mixKey(0x42454E43) // "BENC"
-    var input = [Float](repeating: 0, count: batch * pixels)
-    for i in input.indices { input[i] = Float(CounterRNG.uniform(key: key, counter: UInt64(i))) }
-    var labels = [UInt8](repeating: 0, count: batch * pixels)
-    for n in 0..<batch {
-        for y in 0..<size {
-            for x in 0..<size { labels[n * pixels + y * size + x] = UInt8((y * config.numClasses / size + n) % config.numClasses) }
-        }
-    }
-    var dLogits = [Float](repeating: 0, count: batch * config.numClasses * pixels)
-
-    func step(_ i: Int) throws {
-        let logits = try net.forward(input: input, batch: batch, height: size, width: size, training: true,
-                                     dropout: DropoutKey(seed: 0, step: UInt64(i), firstGlobalSample: 0))
-        let sums = try labels.withUnsafeBufferPointer {
-            try loss.partialSums(logits: logits.baseAddress!, labels: $0.baseAddress!, batch: batch, pixels: pixels)
-        }
-        dLogits.withUnsafeMutableBufferPointer { loss.gradient(global: sums, into: $0.baseAddress!) }
-        net.backward(dLogits: dLogits, onBucketReady: nil)
-        adam.step(params: &net.parameters.values, grads: net.parameters.grads, lr: 1e-4)
-    }
-
-    for i in 0..<warmup { try step(i) }
-    var times: [Double] = []
-    Profiler.enabled = profile
+    let comm = try detectCommunicator()
+    let world = comm.size
+    guard batch >= world else { throw UsageError("option --batch: the global batch \(batch) is smaller than the \(world) ranks") }
+    let sgemmRate = comm.rank == 0 ? BLASInfo.sgemmRate() : 0
+    Profiler.enabled = profile && world == 1
     let cpu0 = processCPUSeconds()
-    for i in 0..<steps {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        try step(warmup + i)
-        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
-        if !json { eprint(String(format: "step %d: %.3f s", i + 1, times.last ?? 0)) }
+    let dp = try StepBenchmark.run(config: config, size: size, globalBatch: batch, steps: steps, warmup: warmup, comm: comm,
+                                   bucketBytes: bucketMB.map { Int($0 * 1024 * 1024) } ?? GradientBuckets.defaultBucketBytes) { i, t in
+        if !json && comm.rank == 0 { eprint(String(format: "step %d: %.3f s", i + 1, t)) }
     }
-    let cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps)
+    let cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps + warmup)
     Profiler.enabled = false
-    times.sort()
-    let median = times.count % 2 == 1 ? times[times.count / 2] : 0.5 * (times[times.count / 2 - 1] + times[times.count / 2])
-    let imagesPerS = Double(batch) / median
-    let gflops = 3 * net.forwardFLOPs(height: size, width: size) * Double(batch) / median / 1e9
+    let flopsPerImage = 3 * (try UNet(config: config, seed: 0)).forwardFLOPs(height: size, width: size)
+    let gflops = flopsPerImage * Double(batch) / dp.medianStep / 1e9
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
-    let peakMB = Double(usage.ru_maxrss) / 1024 // Linux reports KiB
+    let peakMB = try comm.allReduceMax(Double(usage.ru_maxrss) / 1024) // Linux reports KiB; the largest rank
+    // Scaling baselines in the same run: world rank 0 alone (the other ranks wait without spinning), with the same
+    // cores as BLAS threads (the comparison the data-parallel path must win), and 1 thread with the per-rank batch (weak
+    // scaling) and with the whole batch (strong scaling).
+    var baselines: [String: StepTiming] = [:]
+    if world > 1 && scaling {
+        if comm.rank == 0 {
+            let solo = SingleProcessCommunicator()
+            let saved = BLASInfo.threads
+            BLASInfo.setThreads(world * saved)
+            baselines["one_rank_all_threads"] = try StepBenchmark.run(config: config, size: size, globalBatch: batch, steps: steps, warmup: warmup, comm: solo)
+            BLASInfo.setThreads(saved)
+            baselines["one_rank_per_rank_batch"] = try StepBenchmark.run(config: config, size: size, globalBatch: batch / world, steps: steps, warmup: warmup, comm: solo)
+            baselines["one_rank_global_batch"] = try StepBenchmark.run(config: config, size: size, globalBatch: batch, steps: steps, warmup: warmup, comm: solo)
+        }
+        try comm.idleBarrier()
+    }
+    defer { MPIRuntime.finalize() }
+    guard comm.rank == 0 else { return 0 }
+    var obj: [String: Any] = ["median_step_s": dp.medianStep, "images_per_s": dp.imagesPerSecond, "gflops": gflops,
+                              "params": try UNet(config: config, seed: 0).parameterCount, "peak_rss_mb": peakMB, "blas_core": BLASInfo.coreName,
+                              "blas_threads": BLASInfo.threads, "cpu_s_per_step": cpuPerStep, "sgemm_gflops": sgemmRate,
+                              "size": size, "batch": batch, "steps": steps, "ranks": world,
+                              "compute_s": dp.medianCompute, "exposed_comm_s": dp.medianCommWait,
+                              "exposed_comm_fraction": dp.medianCommWait / dp.medianStep]
+    if let b = baselines["one_rank_all_threads"] {
+        obj["one_rank_all_threads_images_per_s"] = b.imagesPerSecond
+        obj["speedup_vs_one_rank_all_threads"] = dp.imagesPerSecond / b.imagesPerSecond
+    }
+    if let b = baselines["one_rank_per_rank_batch"] { obj["weak_scaling_efficiency"] = b.medianStep / dp.medianStep }
+    if let b = baselines["one_rank_global_batch"] { obj["strong_scaling_efficiency"] = b.medianStep / (Double(world) * dp.medianStep) }
     if json {
-        let obj: [String: Any] = ["median_step_s": median, "images_per_s": imagesPerS, "gflops": gflops,
-                                  "params": net.parameterCount, "peak_rss_mb": peakMB, "blas_core": BLASInfo.coreName,
-                                  "blas_threads": BLASInfo.threads, "cpu_s_per_step": cpuPerStep, "sgemm_gflops": sgemmRate, "size": size, "batch": batch, "steps": steps]
         let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     } else {
-        print(String(format: "bench %d² batch %d, %d steps (+%d warm-up): median %.3f s/step, %.2f images/s, %.1f GFLOP/s",
-                     size, batch, steps, warmup, median, imagesPerS, gflops))
-        print("parameters \(net.parameterCount), peak RSS \(String(format: "%.0f", peakMB)) MB, " +
-              "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s), process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
+        print(String(format: "bench %d² global batch %d on %d rank(s), %d steps (+%d warm-up): median %.3f s/step, %.2f images/s, %.1f GFLOP/s",
+                     size, batch, world, steps, warmup, dp.medianStep, dp.imagesPerSecond, gflops))
+        print(String(format: "per step: compute %.3f s, exposed all-reduce %.3f s (%.1f%%)", dp.medianCompute, dp.medianCommWait,
+                     100 * dp.medianCommWait / dp.medianStep))
+        print("parameters \(obj["params"] ?? 0), peak RSS \(String(format: "%.0f", peakMB)) MB (largest rank), " +
+              "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s) per rank, process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
               "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s")
+        if let b = baselines["one_rank_all_threads"] {
+            print(String(format: "1 rank × %d threads, same global batch: %.2f images/s → data-parallel speed-up %.2f×", world * BLASInfo.threads,
+                         b.imagesPerSecond, dp.imagesPerSecond / b.imagesPerSecond))
+        }
+        if let w = obj["weak_scaling_efficiency"] as? Double, let st = obj["strong_scaling_efficiency"] as? Double {
+            print(String(format: "weak-scaling efficiency %.2f (vs 1 rank × per-rank batch), strong-scaling efficiency %.2f (vs 1 rank × global batch)", w, st))
+        }
     }
-    if profile {
+    if profile && world == 1 {
         let rows = Profiler.report()
         let total = rows.reduce(0) { $0 + $1.1 }
-        eprint(String(format: "profile (wall s per step, %d steps; layers sum to %.3f s):", steps, total / Double(steps)))
-        for (label, t) in rows { eprint(String(format: "  %-22@ %7.3f  %5.1f%%", label as NSString, t / Double(steps), 100 * t / total)) }
+        eprint(String(format: "profile (wall s per step, %d steps; layers sum to %.3f s):", steps + warmup, total / Double(steps + warmup)))
+        for (label, t) in rows { eprint(String(format: "  %-22@ %7.3f  %5.1f%%", label as NSString, t / Double(steps + warmup), 100 * t / total)) }
     }
     return 0
 }

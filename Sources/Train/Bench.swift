@@ -1,0 +1,75 @@
+import DataParallel
+import Foundation
+import Tensor
+
+/// Synthetic slices for benchmarks: smooth-ish random images and banded labels so every class occurs.
+public final class SyntheticSlices: SliceSource {
+    public let height: Int
+    public let width: Int
+    let count: Int
+    private let images: UnsafeMutableBufferPointer<Float>
+    private let labels: UnsafeMutableBufferPointer<UInt8>
+
+    public init(count: Int, size: Int, numClasses: Int, seed: UInt64 = 0x42454E43) {
+        self.count = count
+        height = size
+        width = size
+        let p = size * size
+        images = .allocate(capacity: count * p)
+        labels = .allocate(capacity: count * p)
+        let key = CounterRNG.mixKey(seed)
+        for i in 0..<(count * p) { images[i] = Float(CounterRNG.uniform(key: key, counter: UInt64(i))) }
+        for n in 0..<count {
+            for y in 0..<size { for x in 0..<size { labels[n * p + y * size + x] = UInt8((y * numClasses / size + n) % numClasses) } }
+        }
+    }
+    deinit { images.deallocate(); labels.deallocate() }
+    public func image(_ i: Int) -> UnsafeBufferPointer<Float> { UnsafeBufferPointer(rebasing: images[(i * height * width)..<((i + 1) * height * width)]) }
+    public func label(_ i: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: labels[(i * height * width)..<((i + 1) * height * width)]) }
+}
+
+/// Timing of full data-parallel training steps (forward, loss with all-reduced sums, backward with bucketed
+/// gradient all-reduce, AdamW) over a communicator.
+public struct StepTiming: Codable, Sendable {
+    public var ranks: Int
+    public var blasThreads: Int
+    public var globalBatch: Int
+    public var medianStep: Double
+    /// Median over steps of the slowest rank's compute time and of the exposed (waited-for) communication.
+    public var medianCompute: Double
+    public var medianCommWait: Double
+    public var imagesPerSecond: Double { Double(globalBatch) / medianStep }
+}
+
+public enum StepBenchmark {
+    public static func run(config: UNetConfig, size: Int, globalBatch: Int, steps: Int, warmup: Int, comm: Communicator,
+                           bucketBytes: Int = GradientBuckets.defaultBucketBytes, perStep: ((Int, Double) -> Void)? = nil) throws -> StepTiming {
+        let net = try UNet(config: config, seed: 0)
+        let loss = SegmentationLoss(numClasses: config.numClasses)
+        let engine = try StepEngine(net: net, loss: loss, optimizer: AdamW(count: net.parameterCount, weightDecay: 1e-2),
+                                    comm: comm, seed: 0, bucketBytes: bucketBytes)
+        let data = SyntheticSlices(count: globalBatch, size: size, numClasses: config.numClasses)
+        let batch = Array(0..<globalBatch)
+        var times: [Double] = [], compute: [Double] = [], wait: [Double] = []
+        for i in 0..<(warmup + steps) {
+            try comm.barrier()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try engine.step(globalBatch: batch, iteration: i, lr: 1e-4, data: data)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            guard i >= warmup else { continue }
+            // The step is as slow as its slowest rank.
+            times.append(try comm.allReduceMax(dt))
+            compute.append(try comm.allReduceMax(engine.lastCompute))
+            wait.append(try comm.allReduceMax(engine.lastCommWait))
+            perStep?(i - warmup, times.last ?? 0)
+        }
+        return StepTiming(ranks: comm.size, blasThreads: BLASInfo.threads, globalBatch: globalBatch,
+                          medianStep: median(times), medianCompute: median(compute), medianCommWait: median(wait))
+    }
+
+    public static func median(_ xs: [Double]) -> Double {
+        guard !xs.isEmpty else { return .nan }
+        let s = xs.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : 0.5 * (s[s.count / 2 - 1] + s[s.count / 2])
+    }
+}
