@@ -109,6 +109,14 @@ public enum BLASInfo {
         genericKernelWarning(coreName: coreName, cpuFlags: cpuFlags())
     }
 
+    /// The OPENBLAS_CORETYPE a launcher should set: non-nil only when the library chose a generic kernel and the
+    /// CPU can run a better one (AVX-512 → SkylakeX, AVX2 → Haswell).
+    public static func suggestedCoreType() -> String? {
+        guard genericKernelWarning() != nil else { return nil }
+        let flags = cpuFlags()
+        return flags.contains("avx512f") ? "SkylakeX" : (flags.contains("avx2") ? "Haswell" : nil)
+    }
+
     static func genericKernelWarning(coreName: String, cpuFlags: Set<String>) -> String? {
         let generic = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "katmai", "coppermine",
                        "northwood", "banias", "generic", "unknown"]

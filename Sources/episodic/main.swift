@@ -10,6 +10,7 @@ struct Command {
 // Each command lives in its own file; register it here.
 let commands: [Command] = [
     benchCommand,
+    blasCommand,
     phantomCommand,
     preprocessCommand,
     inspectCommand,
