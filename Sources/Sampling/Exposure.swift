@@ -82,8 +82,33 @@ public struct ExposureReport: Codable, Sendable, Equatable {
         public let poolSlices: Int
         public let poolPrevalence: Double
         public let poolPixelShare: Double
-        /// Slices drawn as this class's episode target (episodic sampler only).
+        /// Slices drawn as this class's episode target (episodic sampler only; 0 in files written before it existed).
         public let targetSlices: Int
+
+        enum CodingKeys: String, CodingKey {
+            case classID, name, slicesDrawn, sliceShare, pixelsDrawn, pixelShare, poolSlices, poolPrevalence, poolPixelShare, targetSlices
+        }
+
+        public init(classID: Int, name: String?, slicesDrawn: Int, sliceShare: Double, pixelsDrawn: Int, pixelShare: Double,
+                    poolSlices: Int, poolPrevalence: Double, poolPixelShare: Double, targetSlices: Int) {
+            self.classID = classID; self.name = name; self.slicesDrawn = slicesDrawn; self.sliceShare = sliceShare
+            self.pixelsDrawn = pixelsDrawn; self.pixelShare = pixelShare; self.poolSlices = poolSlices
+            self.poolPrevalence = poolPrevalence; self.poolPixelShare = poolPixelShare; self.targetSlices = targetSlices
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            classID = try c.decode(Int.self, forKey: .classID)
+            name = try c.decodeIfPresent(String.self, forKey: .name)
+            slicesDrawn = try c.decode(Int.self, forKey: .slicesDrawn)
+            sliceShare = try c.decode(Double.self, forKey: .sliceShare)
+            pixelsDrawn = try c.decode(Int.self, forKey: .pixelsDrawn)
+            pixelShare = try c.decode(Double.self, forKey: .pixelShare)
+            poolSlices = try c.decode(Int.self, forKey: .poolSlices)
+            poolPrevalence = try c.decode(Double.self, forKey: .poolPrevalence)
+            poolPixelShare = try c.decode(Double.self, forKey: .poolPixelShare)
+            targetSlices = try c.decodeIfPresent(Int.self, forKey: .targetSlices) ?? 0
+        }
     }
     public let slicesDrawn: Int
     public let foregroundPixelsDrawn: Int

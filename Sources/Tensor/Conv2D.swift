@@ -77,6 +77,15 @@ final class ConvScratch {
     let workerCol: [FloatBuffer]
     let workerDcol: [FloatBuffer]
     let workerDW: [FloatBuffer]
+    /// Flipped, transposed weights of the layer being back-propagated (stride-1 input gradient as a convolution).
+    /// Grown on first use for a layer shape, then reused: steady-state steps do not allocate.
+    private(set) var flipped: FloatBuffer?
+    func flippedWeights(count: Int) -> UnsafeMutablePointer<Float> {
+        if let f = flipped, f.count >= count { return f.pointer }
+        let f = FloatBuffer(count: count)
+        flipped = f
+        return f.pointer
+    }
     init(colCount: Int, tmpCount: Int, workers: Int = 1, workerColCount: Int = 0, workerDWCount: Int = 0) {
         col = FloatBuffer(count: colCount)
         dcol = FloatBuffer(count: colCount)
@@ -204,9 +213,10 @@ struct Conv3x3 {
 
     /// dW and db are written (not accumulated); dx is written, or added to when `accumulate` (skip gradients).
     /// dx = nil skips the input gradient (first layer).
+    /// `biasGradient` false writes db = 0 without summing dy (a bias feeding an InstanceNorm has exact gradient 0).
     func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, accumulate: Bool,
                   batch: Int, h: Int, w: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
-                  scratch: ConvScratch) {
+                  scratch: ConvScratch, biasGradient: Bool = true) {
         let (ho, wo) = outputSize(h, w)
         let plane = ho * wo
         let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
@@ -214,11 +224,25 @@ struct Conv3x3 {
         let wp = params + weight
         let dw = grads + weight, db = grads + bias
         zeroFill(db, cout)
-        if let dx = dx, !accumulate { zeroFill(dx, batch * cin * h * w) }
+        // Stride 1, one sample per GEMM: dx is the convolution of dy with the flipped, transposed kernel,
+        // dx = W̃·im2col(dy) with W̃ [cin, cout·9], so the GEMM's inner dimension is cout·9 instead of cout and no
+        // col2im is needed (the dcol GEMM with K = cout is memory-bound at 128², Cout 32). Needs cout ≤ cin so
+        // im2col(dy) fits the worker's dcol buffer.
+        let flipDX = dx != nil && stride == 1 && cout <= cin && g == 1
+        if let dx = dx, !accumulate, !flipDX { zeroFill(dx, batch * cin * h * w) }
         if g == 1 {
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             let nw = min(scratch.workers, batch)
             let kw = cout * k
+            let kf = cout * 9
+            var wfp: UnsafePointer<Float>? = nil
+            if flipDX {
+                let wf = scratch.flippedWeights(count: cin * kf)
+                for co in 0..<cout { for ci in 0..<cin { for kh in 0..<3 { for kx in 0..<3 {
+                    wf[ci * kf + co * 9 + (2 - kh) * 3 + (2 - kx)] = wp[((co * cin + ci) * 3 + kh) * 3 + kx]
+                } } } }
+                wfp = UnsafePointer(wf)
+            }
             parallelWorkers(nw) { wi in
                 let col = scratch.workerCol[wi].pointer, dcol = scratch.workerDcol[wi].pointer
                 let dwW = scratch.workerDW[wi].pointer, dbW = dwW + kw
@@ -227,12 +251,7 @@ struct Conv3x3 {
                 var n = wi
                 while n < batch {
                     let xn = x + n * cin * h * w, dyn = dy + n * cout * plane
-                    for co in 0..<cout {
-                        let r = dyn + co * plane
-                        var s: Float = 0
-                        for p in 0..<plane { s += r[p] }
-                        dbW[co] += s
-                    }
+                    if biasGradient { for co in 0..<cout { dbW[co] += Float(planeSum(dyn + co * plane, plane)) } }
                     var r0 = 0
                     while r0 < ho {
                         let rc = min(rows, ho - r0), pb = rc * wo
@@ -240,7 +259,11 @@ struct Conv3x3 {
                         im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
                         sgemm(transB: true, m: cout, n: k, k: pb, a: dyb, lda: plane, b: col, ldb: pb, beta: first ? 0 : 1, c: dwW, ldc: k)
                         first = false
-                        if let dx = dx {
+                        if let dx = dx, let wf = wfp {
+                            im2col3x3(dyn, channels: cout, height: h, width: w, stride: 1, col: dcol, ld: pb, rowStart: r0, rowCount: rc)
+                            sgemm(m: cin, n: pb, k: kf, a: wf, lda: kf, b: dcol, ldb: pb, beta: accumulate ? 1 : 0,
+                                  c: dx + n * cin * h * w + r0 * w, ldc: h * w)
+                        } else if let dx = dx {
                             sgemm(transA: true, m: k, n: pb, k: cout, a: wp, lda: k, b: dyb, ldb: plane, beta: 0, c: dcol, ldc: pb)
                             col2im3x3(dcol, ld: pb, channels: cin, height: h, width: w, stride: stride, dx: dx + n * cin * h * w,
                                       rowStart: r0, rowCount: rc)
@@ -280,12 +303,7 @@ struct Conv3x3 {
                 }
                 dyg = UnsafePointer(t)
             }
-            for co in 0..<cout {
-                let r = dyg + co * ld
-                var s: Float = 0
-                for p in 0..<ld { s += r[p] }
-                db[co] += s
-            }
+            if biasGradient { for co in 0..<cout { db[co] += Float(planeSum(dyg + co * ld, ld)) } }
             let tB = Profiler.start()
             sgemm(transB: true, m: cout, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
             Profiler.stop(tB, "  conv bwd gemm dW")

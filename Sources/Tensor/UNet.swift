@@ -302,7 +302,7 @@ public final class UNet {
                         let dx = j == 0 ? ws.dcat[d].pointer : ws.dec[d][j - 1].da.pointer
                         let tp9 = Profiler.start()
                         decConv[d][j].backward(x: xin, dy: bb.y.pointer, dx: dx, accumulate: false, batch: batch, h: hs, w: wsz,
-                                               params: params, grads: grads, scratch: ws.scratch)
+                                               params: params, grads: grads, scratch: ws.scratch, biasGradient: false)
                         // The bias feeds an InstanceNorm that removes it: its exact gradient is 0 (computing it gives round-off
                         // noise that Adam would turn into full-size random steps, different on every world size).
                         zeroFill(grads + decConv[d][j].bias, decConv[d][j].cout)
@@ -335,7 +335,7 @@ public final class UNet {
                         // The last block of stage s-1 already holds its skip gradient: add to it.
                         let tp12 = Profiler.start()
                         conv.backward(x: xin, dy: bb.y.pointer, dx: dx, accumulate: j == 0 && s > 0, batch: batch, h: ih, w: iw,
-                                      params: params, grads: grads, scratch: ws.scratch)
+                                      params: params, grads: grads, scratch: ws.scratch, biasGradient: false)
                         zeroFill(grads + conv.bias, conv.cout)  // exact 0: see the decoder
                         Profiler.stop(tp12, "enc\(s).\(j) conv bwd")
                     }
