@@ -19,9 +19,11 @@ let package = Package(
         .target(name: "CNIfTI", path: "Sources/CNIfTI",
                 cSettings: [.unsafeFlags(["-I/usr/include/nifti"])],
                 linkerSettings: [.linkedLibrary("niftiio"), .linkedLibrary("znz"), .linkedLibrary("z"), .linkedLibrary("m")]),
-        .target(name: "Tensor", dependencies: ["CBLAS"], path: "Sources/Tensor"),
+        // Stateless counter-based random numbers shared by Tensor (init, dropout) and Sampling (batches).
+        .target(name: "CounterRandom", path: "Sources/CounterRandom"),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CounterRandom"], path: "Sources/Tensor"),
         .target(name: "Data", dependencies: ["CNIfTI"], path: "Sources/Data"),
-        .target(name: "Sampling", path: "Sources/Sampling"),
+        .target(name: "Sampling", dependencies: ["CounterRandom"], path: "Sources/Sampling"),
         .target(name: "Metrics", path: "Sources/Metrics"),
         .target(name: "DataParallel", dependencies: ["MPIShim"], path: "Sources/DataParallel"),
         .target(name: "Refine", dependencies: ["Data"], path: "Sources/Refine"),
