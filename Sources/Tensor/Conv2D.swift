@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// im2col for a 3×3 kernel, padding 1, stride 1 or 2: row r = (c·3 + kh)·3 + kw of `col` (row stride `ld`) holds
 /// x[c, oh·s + kh − 1, ow·s + kw − 1] (0 outside) for all (oh, ow), laid out oh-major.
@@ -133,7 +134,13 @@ struct Conv3x3 {
     /// rows of about `tileFloats` and run one GEMM per band while the band is cache-resident (PERF-NOTES: 1.6–1.8×
     /// for the Cout 32/64 layers at 64²–128²).
     nonisolated(unsafe) static var tileThreshold = 512 * 1024
-    nonisolated(unsafe) static var tileFloats = 256 * 1024
+    nonisolated(unsafe) static var tileFloats = Conv3x3.envInt("EPISODIC_CONV_TILE_FLOATS") ?? 256 * 1024
+
+    /// Benchmark knob (documented in docs/performance.md): a positive integer from the environment, else nil.
+    static func envInt(_ name: String) -> Int? {
+        guard let c = getenv(name), let v = Int(String(cString: c)), v > 0 else { return nil }
+        return v
+    }
 
     /// Output rows per band, or nil for the untiled path. Only large planes are tiled: deep layers (huge K, tiny
     /// plane) use the grouped path instead, and a band keeps at least ~256 columns so each GEMM stays efficient.

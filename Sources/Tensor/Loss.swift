@@ -45,6 +45,28 @@ public struct LossSums: Equatable, Sendable {
         targetSum = Array(flat[2 + 2 * f ..< 2 + 3 * f])
     }
 
+    /// Zeroes every sum in place (no allocation when the arrays are uniquely held).
+    public mutating func reset() {
+        ceSum = 0; ceCount = 0
+        for i in intersection.indices { intersection[i] = 0; predSum[i] = 0; targetSum[i] = 0 }
+    }
+
+    /// Writes the `flat` layout into `out` (resized only when its count differs): the allocation-free `flat`.
+    public func writeFlat(into out: inout [Double]) {
+        let f = intersection.count, n = 2 + 3 * f
+        if out.count != n { out = [Double](repeating: 0, count: n) }
+        out[0] = ceSum; out[1] = ceCount
+        for i in 0 ..< f { out[2 + i] = intersection[i]; out[2 + f + i] = predSum[i]; out[2 + 2 * f + i] = targetSum[i] }
+    }
+
+    /// Sets the sums from the `flat` layout in place: the allocation-free `init(flat:numClasses:)`.
+    public mutating func update(flat: [Double]) {
+        let f = intersection.count
+        precondition(flat.count == 2 + 3 * f, "LossSums.update(flat:) got \(flat.count) values, expected \(2 + 3 * f)")
+        ceSum = flat[0]; ceCount = flat[1]
+        for i in 0 ..< f { intersection[i] = flat[2 + i]; predSum[i] = flat[2 + f + i]; targetSum[i] = flat[2 + 2 * f + i] }
+    }
+
     public static func + (a: LossSums, b: LossSums) -> LossSums {
         precondition(a.intersection.count == b.intersection.count, "LossSums of different class counts")
         var r = a
@@ -67,6 +89,10 @@ public struct LossValue: Equatable, Sendable {
     public var dice: Double
     /// Soft batch Dice per foreground class c = 1..C−1 (index c−1).
     public var perClassDice: [Double]
+
+    public init(total: Double, ce: Double, dice: Double, perClassDice: [Double]) {
+        self.total = total; self.ce = ce; self.dice = dice; self.perClassDice = perClassDice
+    }
 }
 
 /// nnU-Net's DC_and_CE_loss for 2D multi-class segmentation: cross-entropy (mean over non-ignored pixels) plus
@@ -110,7 +136,17 @@ public final class SegmentationLoss {
     /// [batch, pixels]. Throws when a label is neither a class id nor the ignore label.
     public func partialSums(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>,
                             batch: Int, pixels: Int) throws -> LossSums {
+        var sums = LossSums(numClasses: numClasses)
+        try partialSums(logits: logits, labels: labels, batch: batch, pixels: pixels, into: &sums)
+        return sums
+    }
+
+    /// `partialSums` written into `sums` (reset first; it must be for this loss's class count). Reuses every buffer,
+    /// so a training step calling it allocates nothing once the shapes are fixed.
+    public func partialSums(logits: UnsafePointer<Float>, labels: UnsafePointer<UInt8>,
+                            batch: Int, pixels: Int, into sums: inout LossSums) throws {
         let C = numClasses, P = pixels
+        precondition(sums.intersection.count == max(C - 1, 0), "partialSums(into:) got sums for another class count")
         precondition(batch >= 0 && pixels >= 0)
         let ignore: Int = ignoreLabel.map { Int($0) } ?? -1
         // Validate labels first so no state is half-updated on error.
@@ -124,13 +160,14 @@ public final class SegmentationLoss {
         self.batch = batch
         self.pixels = P
         if probs.count != batch * C * P { probs = [Float](repeating: 0, count: batch * C * P) }
-        self.labels = Array(UnsafeBufferPointer(start: labels, count: batch * P))
+        if self.labels.count != batch * P { self.labels = [UInt8](repeating: 0, count: batch * P) }
+        self.labels.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: labels, count: batch * P) }
         if expBuf.count != C * P {
             expBuf = [Double](repeating: 0, count: C * P)
             maxBuf = [Double](repeating: 0, count: P)
             sumBuf = [Double](repeating: 0, count: P)
         }
-        var sums = LossSums(numClasses: C)
+        sums.reset()
         probs.withUnsafeMutableBufferPointer { pr in
         expBuf.withUnsafeMutableBufferPointer { ex in
         maxBuf.withUnsafeMutableBufferPointer { mx in
@@ -184,7 +221,6 @@ public final class SegmentationLoss {
                 sums.ceCount += n
             }
         }}}}
-        return sums
     }
 
     private struct DiceTerms {
@@ -218,6 +254,21 @@ public final class SegmentationLoss {
         return LossValue(total: ceWeight * ce + diceWeight * dice, ce: ce, dice: dice, perClassDice: t.dc)
     }
 
+    /// `value(global:)` written into `out`, reusing its perClassDice storage (no allocation when uniquely held).
+    public func value(global s: LossSums, into out: inout LossValue) {
+        let F = numClasses - 1
+        if out.perClassDice.count != F { out.perClassDice = [Double](repeating: 0, count: F) }
+        var sum = 0.0
+        for k in 0 ..< F {
+            let dc = (2 * s.intersection[k] + smooth) / max(s.targetSum[k] + s.predSum[k] + smooth, 1e-8)
+            out.perClassDice[k] = dc
+            sum += dc
+        }
+        out.ce = s.ceCount > 0 ? s.ceSum / s.ceCount : 0
+        out.dice = -sum / Double(max(F, 1))
+        out.total = ceWeight * out.ce + diceWeight * out.dice
+    }
+
     /// ∂(global loss)/∂(local logits) for the batch of the last `partialSums` call, written (not accumulated)
     /// into `dLogits` ([batch, numClasses, pixels]). Ignored pixels get zero gradient.
     public func gradient(global s: LossSums, into dLogits: UnsafeMutablePointer<Float>) {
@@ -225,11 +276,18 @@ public final class SegmentationLoss {
         precondition(probs.count == batch * C * P, "SegmentationLoss.gradient called before partialSums")
         let ignore: Int = ignoreLabel.map { Int($0) } ?? -1
         let ceScale = s.ceCount > 0 ? ceWeight / s.ceCount : 0
-        let t = diceTerms(s)
-        // Per class k: g_k = coefP_k + coefY_k·[y=k] (k ≥ 1), g_0 = 0, scaled by the Dice weight.
-        var gP = [Double](repeating: 0, count: C), gY = [Double](repeating: 0, count: C)
-        for k in 1 ..< C { gP[k] = diceWeight * t.coefP[k - 1]; gY[k] = diceWeight * t.coefY[k - 1] }
-        var g = [Double](repeating: 0, count: C)
+        // Per class k: g_k = coefP_k + coefY_k·[y=k] (k ≥ 1), g_0 = 0, scaled by the Dice weight (the diceTerms
+        // formulas, on stack scratch instead of arrays: no allocation per step).
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * C) { tmp in
+        let gP = tmp.baseAddress!, gY = gP + C, g = gP + 2 * C
+        gP.initialize(repeating: 0, count: 3 * C)
+        for k in 1 ..< C {
+            let num = 2 * s.intersection[k - 1] + smooth
+            let raw = s.targetSum[k - 1] + s.predSum[k - 1] + smooth
+            let den = max(raw, 1e-8)
+            gY[k] = diceWeight * (-(2 / den) / Double(C - 1))
+            gP[k] = diceWeight * (raw >= 1e-8 ? (num / (den * den)) / Double(C - 1) : 0)
+        }
         probs.withUnsafeBufferPointer { pr in
         labels.withUnsafeBufferPointer { lab in
             for b in 0 ..< batch {
@@ -257,5 +315,6 @@ public final class SegmentationLoss {
                 }
             }
         }}
+        }
     }
 }

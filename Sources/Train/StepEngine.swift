@@ -25,6 +25,15 @@ public final class StepEngine {
     private var labels: [UInt8] = []
     private var dLogits: [Float] = []
     private var sums: [Double] = []
+    // Reused every step (steady state allocates nothing): the local and global loss sums, the returned value and the
+    // bucket callback's state (a closure capturing locals would box them on the heap each step).
+    private var localSums: LossSums
+    private var globalSums: LossSums
+    private var lastValue = LossValue(total: 0, ce: 0, dice: 0, perClassDice: [])
+    private var bucketError: Error?
+    private var reported = 0
+    private var backwardDone = Date()
+    private var onBucket: ((Range<Int>) -> Void)?
     /// Seconds spent waiting for gradient all-reduces after backward (exposed communication), last step.
     public private(set) var lastCommWait: Double = 0
     public private(set) var lastCompute: Double = 0
@@ -37,6 +46,22 @@ public final class StepEngine {
         self.comm = comm
         self.seed = seed
         buckets = try GradientBuckets(communicator: comm, count: net.parameters.count, bucketBytes: bucketBytes)
+        localSums = LossSums(numClasses: net.config.numClasses)
+        globalSums = localSums
+        // Created once; it holds self weakly-unowned (the engine owns it).
+        onBucket = { [unowned self] range in self.bucketReady(range) }
+    }
+
+    /// Backward's bucket callback: starts the non-blocking all-reduce of finished gradient ranges; the last range
+    /// arrives after backward's final write, so the wait happens inside it, within backward's access.
+    private func bucketReady(_ range: Range<Int>) {
+        guard bucketError == nil, let g = net.backwardGradients else { return }
+        do {
+            if reported == 0 { try buckets.begin(g) }
+            buckets.report(range)
+            reported += range.count
+            if reported == net.parameters.count { backwardDone = Date(); try buckets.finish() }
+        } catch { bucketError = error }
     }
 
     /// Runs forward, loss, backward, gradient all-reduce and the AdamW step for `globalBatch` (identical on every
@@ -62,35 +87,25 @@ public final class StepEngine {
             try net.forward(input: inp.baseAddress!, batch: n, height: h, width: w, training: true,
                             dropout: DropoutKey(seed: seed, step: UInt64(iteration), firstGlobalSample: shard.lowerBound))
         }
-        let local = try labels.withUnsafeBufferPointer { lab in
-            try loss.partialSums(logits: logits.baseAddress!, labels: lab.baseAddress!, batch: n, pixels: p)
+        try labels.withUnsafeBufferPointer { lab in
+            try loss.partialSums(logits: logits.baseAddress!, labels: lab.baseAddress!, batch: n, pixels: p, into: &localSums)
         }
-        sums = local.flat
+        localSums.writeFlat(into: &sums)
         try comm.allReduceSum(&sums)
-        let global = LossSums(flat: sums, numClasses: c)
-        let value = loss.value(global: global)
-        dLogits.withUnsafeMutableBufferPointer { loss.gradient(global: global, into: $0.baseAddress!) }
-        // Buckets start reducing while backward is still producing earlier layers' gradients; the last range
-        // arrives after backward's final write, so the wait happens inside that callback, within backward's access.
-        var bucketError: Error?
-        var reported = 0
-        var t1 = Date()
+        globalSums.update(flat: sums)
+        loss.value(global: globalSums, into: &lastValue)
+        dLogits.withUnsafeMutableBufferPointer { loss.gradient(global: globalSums, into: $0.baseAddress!) }
+        // Buckets start reducing while backward is still producing earlier layers' gradients (bucketReady).
+        bucketError = nil
+        reported = 0
+        backwardDone = Date()
         let total = net.parameters.count
-        dLogits.withUnsafeBufferPointer { d in
-            net.backward(dLogits: d.baseAddress!) { range in
-                guard bucketError == nil, let g = self.net.backwardGradients else { return }
-                do {
-                    if reported == 0 { try self.buckets.begin(g) }
-                    self.buckets.report(range)
-                    reported += range.count
-                    if reported == total { t1 = Date(); try self.buckets.finish() }
-                } catch { bucketError = error }
-            }
-        }
+        dLogits.withUnsafeBufferPointer { d in net.backward(dLogits: d.baseAddress!, onBucketReady: onBucket) }
         if let bucketError { throw bucketError }
         guard reported == total else {
             throw TrainError("backward reported \(reported) of \(total) gradient values to the all-reduce")
         }
+        let t1 = backwardDone
         let t2 = Date()
         net.parameters.values.withUnsafeMutableBufferPointer { pv in
             net.parameters.grads.withUnsafeBufferPointer { g in
@@ -99,6 +114,6 @@ public final class StepEngine {
         }
         lastCompute = t1.timeIntervalSince(t0) + Date().timeIntervalSince(t2)
         lastCommWait = t2.timeIntervalSince(t1)
-        return value
+        return lastValue
     }
 }
