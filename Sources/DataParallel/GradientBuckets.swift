@@ -133,7 +133,7 @@ public final class GradientBuckets {
     private func poke() {
         for i in requests.indices {
             guard let r = requests[i] else { continue }
-            do { if try r.test() { requests[i] = CompletedRequest() } } catch { firstError = firstError ?? error }
+            do { if try r.test() { requests[i] = CompletedRequest.shared } } catch { firstError = firstError ?? error }
         }
     }
 

@@ -193,7 +193,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CommRequest {
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return CompletedRequest() }
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return CompletedRequest.shared }
         var reqs: [MPI_Request?] = []
         do {
             try chunks(buffer.count) { off, n in
@@ -331,7 +331,7 @@ public final class MPICommunicator: Communicator {
     /// Non-blocking broadcast of raw bytes (one chunk ≤ maxElementsPerCall per request).
     func ibroadcastRaw(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws -> CommRequest {
         try checkRoot(root, "MPI_Ibcast")
-        guard let base = buffer.baseAddress, buffer.count > 0 else { return CompletedRequest() }
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return CompletedRequest.shared }
         var reqs: [MPI_Request?] = []
         try chunks(buffer.count) { off, n in
             var r: MPI_Request? = shim_request_null()

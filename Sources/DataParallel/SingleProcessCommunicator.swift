@@ -22,7 +22,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReduceOp) throws {}
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Int>, op: ReduceOp) throws {}
 
-    public func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CommRequest { CompletedRequest() }
+    public func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CommRequest { CompletedRequest.shared }
 
     public func gather(_ data: Data, root: Int) throws -> [Data]? {
         try checkRoot(root, "gather")
