@@ -4,7 +4,7 @@ import XCTest
 
 /// Steady-state training steps must not grow memory: every buffer (workspace, loss caches, optimiser moments) is
 /// sized on the first step of a shape and reused. The resident set (/proc/self/statm; glibc's mallinfo is not in the
-/// Glibc module here) after 8 more steps must stay within 64 KB of that after the warm-up steps, while a step's
+/// Glibc module here) from the fourth step on must stay within 64 KB of that after the third, while a step's
 /// buffers are several MB: any per-step retained buffer would show. (Per-step malloc calls are counted separately
 /// with perf uprobes, docs/performance.md.)
 final class SteadyStateMemoryTests: XCTestCase {
@@ -49,7 +49,9 @@ final class SteadyStateMemoryTests: XCTestCase {
         }
         XCTAssertEqual(reported, net.parameterCount, "backward reported every gradient range")
         XCTAssertTrue(value.total.isFinite)
-        let growth = (inUse.max() ?? 0) - inUse[0]
+        // A retained per-step buffer (several MB here) grows the resident set at every step; a one-off page fault of
+        // the process (other threads, the allocator trimming) does not. Compare the later steps with the second one.
+        let growth = (inUse[2...].max() ?? 0) - inUse[1]
         XCTAssertLessThanOrEqual(growth, 64 << 10, "resident set grew over steady-state steps: \(inUse)")
     }
 
