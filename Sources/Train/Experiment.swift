@@ -134,7 +134,8 @@ public enum ExperimentRunner {
                                      cacheRoot: config.base.cache.isEmpty ? nil : URL(fileURLWithPath: config.base.cache)) { msg in
                     FileHandle.standardError.write(Data(("preprocess: " + msg + "\n").utf8))
                 }
-                _ = try Splits.make(dataset: dataset, seed: config.base.splitSeed, numFolds: config.base.folds)
+                let splits = try Splits.make(dataset: dataset, seed: config.base.splitSeed, numFolds: config.base.folds)
+                try checkSamplers(config: config, dataset: dataset, splits: splits)
             } catch { failure = "\(error)" }
         }
         failure = try world.broadcast(failure, root: 0)
@@ -166,6 +167,32 @@ public enum ExperimentRunner {
         if let m = world as? MPICommunicator { try m.idleBarrier() } else { try world.barrier() }
         if world.rank == 0 { try report(out) }
         try world.barrier()
+    }
+
+    /// Builds every run's training pool and sampler before any training, so a grid that cannot run (a fold out of
+    /// range, an episodic class pool smaller than nSupport + nQuery in some fold) is refused at once, listing every
+    /// problem, instead of failing hours later.
+    static func checkSamplers(config: ExperimentConfig, dataset: Dataset, splits: Splits) throws {
+        let store = try SliceStore.open(dataset: dataset, settings: RunData.settings(for: config.base),
+                                        cacheRoot: config.base.cache.isEmpty ? nil : URL(fileURLWithPath: config.base.cache))
+        var problems: [String] = []
+        for r in config.runs() {
+            do {
+                guard r.config.fold < splits.folds.count else {
+                    throw ConfigError("fold \(r.config.fold) is out of range: \(splits.folds.count) folds (\(splits.foldSource))")
+                }
+                let fold = r.config.regime == .low
+                    ? try splits.lowData(fold: r.config.fold, fraction: r.config.lowDataFraction, seed: r.config.splitSeed)
+                    : splits.folds[r.config.fold]
+                let data = try RunData(store: store, splits: splits, fold: fold, test: splits.test)
+                _ = try makeSampler(config: r.config.sampler, pool: data.pool, seed: Trainer.samplerSeed(r.config.seed))
+            } catch {
+                problems.append("\(r.relativePath): \(error)")
+            }
+        }
+        guard problems.isEmpty else {
+            throw ConfigError("experiment \(config.name): \(problems.count) run(s) cannot start:\n  " + problems.joined(separator: "\n  "))
+        }
     }
 
     /// The folder belongs to one experiment: `experiment.json` records it; another config is refused unless `force`.

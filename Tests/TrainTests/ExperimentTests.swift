@@ -70,6 +70,19 @@ final class ExperimentTests: XCTestCase {
         XCTAssertEqual(refused.stderr.components(separatedBy: "--force").count - 1, 1, "one message, not one per rank: \(refused.stderr)")
     }
 
+    func testAGridThatCannotRunIsRefusedBeforeTraining() throws {
+        let cfg = try String(contentsOf: try writeConfig(), encoding: .utf8)
+            .replacingOccurrences(of: "\"nSupport\": 1, \"nQuery\": 1, \"allowReplacement\": true", with: "\"nSupport\": 40, \"nQuery\": 40")
+        let url = TinyData.tempDir("exp-bad").appendingPathExtension("json")
+        try Data(cfg.utf8).write(to: url)
+        let out = TinyData.tempDir("exp-bad-out")
+        let r = try MPITestSupport.runEpisodic(np: 2, experiment(url, out), for: Self.self, timeout: 60)
+        XCTAssertNotEqual(r.exitCode, 0, r.summary)
+        XCTAssertTrue(r.stderr.contains("2 run(s) cannot start"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("runs/it/full/episodic/fold1"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("runs").path), "nothing trained")
+    }
+
     func testReportOnUnfinishedRunsNamesThem() throws {
         let config = try writeConfig()
         let out = TinyData.tempDir("exp-partial")
