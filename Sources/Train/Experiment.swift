@@ -178,12 +178,7 @@ public enum ExperimentRunner {
         var problems: [String] = []
         for r in config.runs() {
             do {
-                guard r.config.fold < splits.folds.count else {
-                    throw ConfigError("fold \(r.config.fold) is out of range: \(splits.folds.count) folds (\(splits.foldSource))")
-                }
-                let fold = r.config.regime == .low
-                    ? try splits.lowData(fold: r.config.fold, fraction: r.config.lowDataFraction, seed: r.config.splitSeed)
-                    : splits.folds[r.config.fold]
+                let fold = try RunData.fold(for: r.config, in: splits)
                 let data = try RunData(store: store, splits: splits, fold: fold, test: splits.test)
                 _ = try makeSampler(config: r.config.sampler, pool: data.pool, seed: Trainer.samplerSeed(r.config.seed))
             } catch {

@@ -41,6 +41,16 @@ public final class RunData {
                              numClasses: store.numClasses, classNames: store.classNames)
     }
 
+    /// The run's fold: the configured cross-validation fold, or its seeded low-data subsample.
+    public static func fold(for config: RunConfig, in splits: Splits) throws -> Fold {
+        guard config.fold < splits.folds.count else {
+            throw ConfigError("fold \(config.fold) is out of range: \(splits.folds.count) folds (\(splits.foldSource))")
+        }
+        return config.regime == .low
+            ? try splits.lowData(fold: config.fold, fraction: config.lowDataFraction, seed: config.splitSeed)
+            : splits.folds[config.fold]
+    }
+
     public static func settings(for config: RunConfig) -> PreprocessSettings {
         PreprocessSettings(size: config.size > 0 ? config.size : nil)
     }
@@ -66,12 +76,7 @@ public final class RunData {
         let store = try SliceStore.open(dataset: dataset, settings: settings, cacheRoot: cacheRoot)
         // Every rank reads the splits rank 0 made (and wrote, when splits_final.json was missing).
         let splits = try splitsResult ?? Splits.make(dataset: dataset, seed: config.splitSeed, numFolds: config.folds, writeIfMissing: false)
-        guard config.fold < splits.folds.count else {
-            throw ConfigError("fold \(config.fold) is out of range: \(splits.folds.count) folds (\(splits.foldSource))")
-        }
-        let fold = config.regime == .low
-            ? try splits.lowData(fold: config.fold, fraction: config.lowDataFraction, seed: config.splitSeed)
-            : splits.folds[config.fold]
+        let fold = try RunData.fold(for: config, in: splits)
         return try RunData(store: store, splits: splits, fold: fold, test: splits.test)
     }
 }
