@@ -235,21 +235,23 @@ struct Conv3x3 {
         // dx = W̃·im2col(dy) with W̃ [cin, cout·9], so the GEMM's inner dimension is cout·9 instead of cout and no
         // col2im is needed (the dcol GEMM with K = cout is memory-bound at 128², Cout 32). Needs cout ≤ cin so
         // im2col(dy) fits the worker's dcol buffer.
-        let flipDX = dx != nil && stride == 1 && cout <= cin && g == 1
+        // The grouped path uses the same form: its dcol GEMM (inner dimension cout, a 9·cin-row output) and col2im
+        // were ~45 % of the step at 64² (layers at 32² and below).
+        let flipDX = dx != nil && stride == 1 && cout <= cin
         if let dx = dx, !accumulate, !flipDX { zeroFill(dx, batch * cin * h * w) }
+        let kf = cout * 9
+        var wfp: UnsafePointer<Float>? = nil
+        if flipDX {
+            let wf = scratch.flippedWeights(count: cin * kf)
+            for co in 0..<cout { for ci in 0..<cin { for kh in 0..<3 { for kx in 0..<3 {
+                wf[ci * kf + co * 9 + (2 - kh) * 3 + (2 - kx)] = wp[((co * cin + ci) * 3 + kh) * 3 + kx]
+            } } } }
+            wfp = UnsafePointer(wf)
+        }
         if g == 1 {
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             let nw = min(scratch.workers, batch)
             let kw = cout * k
-            let kf = cout * 9
-            var wfp: UnsafePointer<Float>? = nil
-            if flipDX {
-                let wf = scratch.flippedWeights(count: cin * kf)
-                for co in 0..<cout { for ci in 0..<cin { for kh in 0..<3 { for kx in 0..<3 {
-                    wf[ci * kf + co * 9 + (2 - kh) * 3 + (2 - kx)] = wp[((co * cin + ci) * 3 + kh) * 3 + kx]
-                } } } }
-                wfp = UnsafePointer(wf)
-            }
             parallelWorkers(nw) { wi in
                 let col = scratch.workerCol[wi].pointer, dcol = scratch.workerDcol[wi].pointer
                 let dwW = scratch.workerDW[wi].pointer, dbW = dwW + kw
@@ -314,7 +316,22 @@ struct Conv3x3 {
             let tB = Profiler.start()
             sgemm(transB: true, m: cout, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
             Profiler.stop(tB, "  conv bwd gemm dW")
-            if let dx = dx {
+            if let dx = dx, let wf = wfp {
+                // dx = W̃·im2col(dy) for the whole group ([cin, g·plane], into `col`, free after the dW GEMM), then
+                // each sample's [cin, plane] block is written (or added) to its place in dx.
+                let tC = Profiler.start()
+                for i in 0..<gn {
+                    im2col3x3(dy + (n0 + i) * cout * plane, channels: cout, height: h, width: w, stride: 1, col: dcol + i * plane, ld: ld)
+                }
+                sgemm(m: cin, n: ld, k: kf, a: wf, lda: kf, b: dcol, ldb: ld, beta: 0, c: col, ldc: ld)
+                Profiler.stop(tC, "  conv bwd gemm dx (flipped)")
+                for i in 0..<gn {
+                    for ci in 0..<cin {
+                        let src = col + ci * ld + i * plane, dst = dx + ((n0 + i) * cin + ci) * plane
+                        if accumulate { addInPlace(dst, src, plane) } else { dst.update(from: src, count: plane) }
+                    }
+                }
+            } else if let dx = dx {
                 let tC = Profiler.start()
                 sgemm(transA: true, m: k, n: ld, k: cout, a: wp, lda: k, b: dyg, ldb: ld, beta: 0, c: dcol, ldc: ld)
                 Profiler.stop(tC, "  conv bwd gemm dcol")

@@ -84,6 +84,43 @@ final class GradientCheckTests: XCTestCase {
 
     func testConv3x3Stride1PerSample() { runConv3x3(stride: 1, groupColumns: 1) }
     func testConv3x3Stride1Grouped() { runConv3x3(stride: 1, groupColumns: 2048) }
+    // cout ≤ cin: the stride-1 input gradient is computed as a convolution with the flipped kernel.
+    func testConv3x3Stride1FlippedPerSample() { runConv3x3(stride: 1, groupColumns: 1, cin: 5, cout: 3) }
+    func testConv3x3Stride1FlippedGrouped() { runConv3x3(stride: 1, groupColumns: 2048, cin: 5, cout: 3) }
+    func testConv3x3Stride1FlippedGroupedPartialGroup() { runConv3x3(stride: 1, groupColumns: 84, batch: 3, cin: 4, cout: 4) }
+
+    /// accumulate: true adds the input gradient to what dx holds, on every path (per sample, grouped, flipped or not).
+    func testConv3x3AccumulateAddsToDx() {
+        let batch = 3, h = 6, w = 5
+        for (stride, groupColumns, cin, cout) in [(1, 1, 5, 3), (1, 2048, 5, 3), (1, 2048, 3, 4), (2, 2048, 3, 4), (2, 1, 4, 4)] {
+            Conv3x3.groupColumns = groupColumns
+            let conv = Conv3x3(cin: cin, cout: cout, stride: stride, weight: 0, bias: cout * cin * 9)
+            let (ho, wo) = conv.outputSize(h, w)
+            let params = randomArray(cout * cin * 9 + cout, key: 21)
+            let x = randomArray(batch * cin * h * w, key: 22)
+            let dy = randomArray(batch * cout * ho * wo, key: 23)
+            let prior = randomArray(x.count, key: 24)
+            let need = conv.scratchNeeds(batch: batch, h: h, w: w)
+            let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 2, workerColCount: need.2, workerDWCount: need.3)
+            var grads = [Float](repeating: 0, count: params.count)
+            func run(_ dx: inout [Float], accumulate: Bool) {
+                x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in dy.withUnsafeBufferPointer { dyp in
+                    grads.withUnsafeMutableBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in
+                        conv.backward(x: xp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!, accumulate: accumulate, batch: batch,
+                                      h: h, w: w, params: pp.baseAddress!, grads: gp.baseAddress!, scratch: scratch)
+                    } }
+                } } }
+            }
+            var fresh = [Float](repeating: .nan, count: x.count)
+            run(&fresh, accumulate: false)
+            var added = prior
+            run(&added, accumulate: true)
+            for i in 0..<x.count {
+                XCTAssertEqual(added[i], prior[i] + fresh[i], accuracy: 1e-5, "stride \(stride) group \(groupColumns) \(cin)→\(cout) at \(i)")
+            }
+        }
+    }
+
     func testConv3x3Stride2PerSample() { runConv3x3(stride: 2, groupColumns: 1) }
     func testConv3x3Stride2GroupedOddSize() { runConv3x3(stride: 2, groupColumns: 30, h: 7, w: 5) }
 
