@@ -6,7 +6,7 @@ import Train
 /// `episodic bench`: times full training steps (forward, loss, backward, AdamW) of the default U-Net on a
 /// synthetic batch and reports throughput against the analytic FLOP count (training ≈ 3× forward FLOPs).
 let benchCommand = Command(name: "bench", summary: "time full training steps of the U-Net") { argv in
-    var a = try Args(argv, flagNames: ["json", "profile", "scaling"])
+    var a = try Args(argv, flagNames: ["json", "profile", "scaling", "blas-peak"])
     let size = try a.int("size", default: 128, min: 1) ?? 128
     let batch = try a.int("batch", default: 16) ?? 16
     let steps = try a.int("steps", default: 5, min: 1) ?? 5
@@ -15,6 +15,7 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     let json = a.flag("json")
     let profile = a.flag("profile")
     let scaling = a.flag("scaling")
+    let blasPeak = a.flag("blas-peak")
     let bucketMB = try a.double("bucket-mb")
     let features = try a.string("features").map { f -> [Int] in
         let v = f.split(separator: ",").compactMap { Int($0) }
@@ -43,6 +44,20 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
         if !json && comm.rank == 0 { eprint(String(format: "step %d: %.3f s", i + 1, t)) }
     }
     let cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps + warmup)
+    // The machine's sgemm rate with the same ranks × threads: every rank runs the yardstick at the same moment (they
+    // share memory bandwidth and, on a busy host, cores), summed over ranks; measured before and after the timed
+    // steps and the higher one kept, so a load spike cannot flatter the step's fraction of it.
+    var peak: Double? = nil
+    var peakPerRank: [Double] = []
+    if blasPeak {
+        for _ in 0..<2 {
+            try comm.barrier()
+            var r = [Double](repeating: 0, count: world)  // each rank fills its own slot; the sum gathers them
+            r[comm.rank] = BLASInfo.sgemmRate(repeats: 5)
+            try r.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
+            if r.reduce(0, +) > peak ?? 0 { peak = r.reduce(0, +); peakPerRank = r }
+        }
+    }
     Profiler.enabled = false
     let flopsPerImage = 3 * (try UNet(config: config, seed: 0)).forwardFLOPs(height: size, width: size)
     let gflops = flopsPerImage * Double(batch) / dp.medianStep / 1e9
@@ -73,6 +88,11 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
                               "size": size, "batch": batch, "steps": steps, "ranks": world,
                               "compute_s": dp.medianCompute, "exposed_comm_s": dp.medianCommWait,
                               "exposed_comm_fraction": dp.medianCommWait / dp.medianStep]
+    if let p = peak {
+        obj["blas_peak_gflops"] = p
+        obj["blas_peak_per_rank_gflops"] = peakPerRank
+        obj["fraction_of_blas_peak"] = gflops / p
+    }
     if let b = baselines["one_rank_all_threads"] {
         obj["one_rank_all_threads_images_per_s"] = b.imagesPerSecond
         obj["speedup_vs_one_rank_all_threads"] = dp.imagesPerSecond / b.imagesPerSecond
@@ -90,6 +110,10 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
         print("parameters \(obj["params"] ?? 0), peak RSS \(String(format: "%.0f", peakMB)) MB (largest rank), " +
               "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s) per rank, process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
               "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s")
+        if let p = peak {
+            print(String(format: "sgemm peak with the same %d rank(s) × %d thread(s), all at once: %.0f GFLOP/s; the step reaches %.0f%% of it",
+                         world, BLASInfo.threads, p, 100 * gflops / p))
+        }
         if let b = baselines["one_rank_all_threads"] {
             print(String(format: "1 rank × %d threads, same global batch: %.2f images/s → data-parallel speed-up %.2f×", world * BLASInfo.threads,
                          b.imagesPerSecond, dp.imagesPerSecond / b.imagesPerSecond))

@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+
+/// `episodic bench` on a tiny network: its JSON is self-consistent, `--blas-peak` measures the sgemm rate on every
+/// rank at once, and bad options are refused by name.
+final class BenchCommandTests: XCTestCase {
+    private let tiny = ["bench", "--size", "16", "--batch", "2", "--features", "4,8", "--steps", "2", "--warmup", "0", "--threads", "1"]
+
+    private func result(_ r: ProcessResult, file: StaticString = #filePath, line: UInt = #line) -> [String: Any] {
+        XCTAssertEqual(r.exitCode, 0, r.summary, file: file, line: line)
+        XCTAssertEqual(r.jsonLines.count, 1, "one JSON line, from rank 0 only\n\(r.summary)", file: file, line: line)
+        return r.jsonLines.first ?? [:]
+    }
+
+    private func assertConsistent(_ j: [String: Any], ranks: Int, file: StaticString = #filePath, line: UInt = #line) {
+        guard let step = j["median_step_s"] as? Double, let ips = j["images_per_s"] as? Double, let gf = j["gflops"] as? Double,
+              let peak = j["blas_peak_gflops"] as? Double, let frac = j["fraction_of_blas_peak"] as? Double else {
+            return XCTFail("missing fields in \(j)", file: file, line: line)
+        }
+        XCTAssertEqual(j["ranks"] as? Int, ranks, file: file, line: line)
+        XCTAssertGreaterThan(step, 0, file: file, line: line)
+        XCTAssertEqual(ips, 2 / step, accuracy: 1e-9 * ips, "images/s = global batch / step", file: file, line: line)
+        XCTAssertGreaterThan(peak, 0.5, "an sgemm rate in GFLOP/s", file: file, line: line)
+        XCTAssertEqual(frac, gf / peak, accuracy: 1e-12, file: file, line: line)
+    }
+
+    func testSingleProcessBlasPeak() throws {
+        let exe = try MPITestSupport.episodic(for: Self.self)
+        let r = try MPITestSupport.run(exe, tiny + ["--blas-peak", "--json"], environment: ["OPENBLAS_NUM_THREADS": "1"],
+                                       removing: MPITestSupport.launcherVariables, timeout: 60)
+        let j = result(r)
+        assertConsistent(j, ranks: 1)
+        XCTAssertEqual((j["blas_peak_per_rank_gflops"] as? [Double])?.count, 1)
+        // Without the flag the fields are absent (nothing is claimed that was not measured).
+        let plain = result(try MPITestSupport.run(exe, tiny + ["--json"], environment: ["OPENBLAS_NUM_THREADS": "1"],
+                                                  removing: MPITestSupport.launcherVariables, timeout: 60))
+        XCTAssertNil(plain["blas_peak_gflops"])
+    }
+
+    func testTwoRanksBlasPeakIsSummedOverRanks() throws {
+        let r = try MPITestSupport.runEpisodic(np: 2, tiny + ["--blas-peak", "--json"], for: Self.self, timeout: 90)
+        let j = result(r)
+        assertConsistent(j, ranks: 2)
+        // The peak is the sum of what each rank measured at the same moment (one positive rate per rank).
+        let per = j["blas_peak_per_rank_gflops"] as? [Double] ?? []
+        XCTAssertEqual(per.count, 2, r.summary)
+        XCTAssertTrue(per.allSatisfy { $0 > 0.5 }, "\(per)")
+        XCTAssertEqual(per.reduce(0, +), j["blas_peak_gflops"] as? Double ?? -1, accuracy: 1e-9)
+    }
+
+    func testBadOptionsAreRefusedByName() throws {
+        let exe = try MPITestSupport.episodic(for: Self.self)
+        for (args, needle) in [(["bench", "--batch", "0"], "--batch"), (["bench", "--size", "x"], "--size"),
+                               (["bench", "--features", "4"], "--features"), (["bench", "--blas-peek"], "blas-peek")] {
+            let r = try MPITestSupport.run(exe, args, removing: MPITestSupport.launcherVariables, timeout: 30)
+            XCTAssertNotEqual(r.exitCode, 0, "\(args)\n\(r.summary)")
+            XCTAssertTrue(r.stderr.contains(needle), "\(args): stderr should name \(needle)\n\(r.summary)")
+        }
+    }
+}
