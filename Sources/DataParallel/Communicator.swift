@@ -65,6 +65,11 @@ public protocol Communicator: AnyObject {
     /// Starts an in-place sum all-reduce (MPI_Iallreduce). The buffer must stay valid until the request completes.
     func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CommRequest
 
+    /// The same, reusing `spare` — a completed request this communicator returned before, that the caller no longer
+    /// needs — instead of allocating a new request object (the gradient buckets' steady state allocates nothing).
+    /// A `spare` that is not reusable is ignored.
+    func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>, reusing spare: CommRequest?) throws -> CommRequest
+
     /// Gathers each rank's bytes to `root`: the root gets them in rank order, the others get nil.
     func gather(_ data: Data, root: Int) throws -> [Data]?
 
@@ -207,6 +212,10 @@ extension Communicator {
     public func anyRank(_ flag: Bool) throws -> Bool { try allReduceMax(flag ? 1 : 0) == 1 }
 
     /// Prints to standard error on rank 0 only, so a refusal shows once rather than once per rank.
+    public func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>, reusing spare: CommRequest?) throws -> CommRequest {
+        try iallReduceSum(buffer)
+    }
+
     public func printOnRoot(_ message: String) {
         guard rank == 0 else { return }
         FileHandle.standardError.write(Data((message + "\n").utf8))

@@ -35,6 +35,8 @@ public final class GradientBuckets {
     private var covered: [Int]
     private var pieces: [[Range<Int>]]
     private var requests: [CommRequest?]
+    /// Last step's completed requests, handed back to the communicator for reuse (no allocation per step).
+    private var spares: [CommRequest?]
     private var firstError: Error?
     private var stats = CommStats()
     private let lock = NSLock()
@@ -64,6 +66,7 @@ public final class GradientBuckets {
         covered = Array(repeating: 0, count: buckets.count)
         pieces = Array(repeating: [], count: buckets.count)
         requests = Array(repeating: nil, count: buckets.count)
+        spares = Array(repeating: nil, count: buckets.count)
     }
 
     /// Index of the bucket holding arena offset `offset` (0 ≤ offset < count).
@@ -80,7 +83,7 @@ public final class GradientBuckets {
             throw DataParallelError.invalidArgument(operation: "GradientBuckets.begin", message: "gradient buffer has \(grads.count) floats, the buckets were made for \(count)")
         }
         base = grads.baseAddress
-        for i in buckets.indices { covered[i] = 0; pieces[i].removeAll(keepingCapacity: true); requests[i] = nil }
+        for i in buckets.indices { covered[i] = 0; pieces[i].removeAll(keepingCapacity: true); spares[i] = requests[i] ?? spares[i]; requests[i] = nil }
         firstError = nil
         stats = CommStats()
     }
@@ -121,7 +124,8 @@ public final class GradientBuckets {
         guard let base else { return }
         let r = buckets[bi]
         do {
-            requests[bi] = try communicator.iallReduceSum(UnsafeMutableBufferPointer(start: base + r.lowerBound, count: r.count))
+            requests[bi] = try communicator.iallReduceSum(UnsafeMutableBufferPointer(start: base + r.lowerBound, count: r.count), reusing: spares[bi])
+            spares[bi] = nil
             stats.bucketsReduced += 1
         } catch {
             firstError = error
@@ -133,7 +137,7 @@ public final class GradientBuckets {
     private func poke() {
         for i in requests.indices {
             guard let r = requests[i] else { continue }
-            do { if try r.test() { requests[i] = CompletedRequest.shared } } catch { firstError = firstError ?? error }
+            do { _ = try r.test() } catch { firstError = firstError ?? error }
         }
     }
 

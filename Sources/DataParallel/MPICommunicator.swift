@@ -79,15 +79,34 @@ func check(_ rc: Int32, _ operation: @autoclosure () -> String) throws {
     if rc != shim_success() { throw mpiError(rc, operation()) }
 }
 
-/// Non-blocking operation split into one MPI request per chunk.
+/// Non-blocking operation split into one MPI request per chunk. Reusable once complete (`restart`), so a training
+/// step's bucket reductions do not allocate.
 final class MPIRequest: CommRequest {
     private var requests: [MPI_Request?]
-    private let operation: String
-    private var done = false
+    private var operation: String
+    /// Floats covered, for error messages (built only when an error is thrown).
+    private var elements: Int
+    private(set) var done = false
 
-    init(requests: [MPI_Request?], operation: String) {
+    init(requests: [MPI_Request?], operation: String, elements: Int = 0) {
         self.requests = requests
         self.operation = operation
+        self.elements = elements
+        done = requests.isEmpty
+    }
+
+    private var label: String { elements > 0 ? "\(operation) of \(elements) floats" : operation }
+
+    /// Makes a completed request track new MPI requests: `start` appends each chunk's request to the kept array.
+    func restart(elements: Int, _ start: (inout [MPI_Request?]) throws -> Void) throws {
+        precondition(done, "MPIRequest.restart on a request still in flight")
+        requests.removeAll(keepingCapacity: true)
+        self.elements = elements
+        do { try start(&requests) } catch {
+            _ = requests.withUnsafeMutableBufferPointer { MPI_Waitall(Int32($0.count), $0.baseAddress, nil) }
+            requests.removeAll(keepingCapacity: true)
+            throw error
+        }
         done = requests.isEmpty
     }
 
@@ -95,14 +114,14 @@ final class MPIRequest: CommRequest {
         if done { return }
         let rc = requests.withUnsafeMutableBufferPointer { MPI_Waitall(Int32($0.count), $0.baseAddress, nil) }
         done = true
-        try check(rc, "MPI_Waitall (\(operation))")
+        try check(rc, "MPI_Waitall (\(label))")
     }
 
     func test() throws -> Bool {
         if done { return true }
         var flag: Int32 = 0
         let rc = requests.withUnsafeMutableBufferPointer { MPI_Testall(Int32($0.count), $0.baseAddress, &flag, nil) }
-        try check(rc, "MPI_Testall (\(operation))")
+        try check(rc, "MPI_Testall (\(label))")
         if flag != 0 { done = true }
         return done
     }
@@ -122,6 +141,8 @@ public final class MPICommunicator: Communicator {
     public let size: Int
     /// Largest count passed to a single MPI call. Lower it only to exercise the chunking in tests.
     public var maxElementsPerCall: Int = Int(Int32.max)
+    /// Request objects `iallReduceSum` had to allocate (not reused): flat over steady-state training steps.
+    public private(set) var requestObjectsCreated = 0
     private var freed = false
 
     nonisolated(unsafe) private static var worldInstance: MPICommunicator?
@@ -193,20 +214,26 @@ public final class MPICommunicator: Communicator {
     }
 
     public func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> CommRequest {
+        try iallReduceSum(buffer, reusing: nil)
+    }
+
+    public func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>, reusing spare: CommRequest?) throws -> CommRequest {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return CompletedRequest.shared }
-        var reqs: [MPI_Request?] = []
-        do {
+        let request: MPIRequest
+        if let s = spare as? MPIRequest, s.done {
+            request = s
+        } else {
+            request = MPIRequest(requests: [], operation: "MPI_Iallreduce")
+            requestObjectsCreated += 1
+        }
+        try request.restart(elements: buffer.count) { reqs in
             try chunks(buffer.count) { off, n in
                 var r: MPI_Request? = shim_request_null()
                 try check(MPI_Iallreduce(shim_in_place(), base + off, n, shim_float(), shim_sum(), comm, &r), "MPI_Iallreduce (\(buffer.count) floats)")
                 reqs.append(r)
             }
-        } catch {
-            // Chunks already started must still complete before the caller reuses the buffer.
-            _ = reqs.withUnsafeMutableBufferPointer { MPI_Waitall(Int32($0.count), $0.baseAddress, nil) }
-            throw error
         }
-        return MPIRequest(requests: reqs, operation: "MPI_Iallreduce of \(buffer.count) floats")
+        return request
     }
 
     public func gather(_ data: Data, root: Int) throws -> [Data]? {

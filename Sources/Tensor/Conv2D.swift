@@ -196,9 +196,13 @@ struct Conv3x3 {
         while n0 < batch {
             let gn = min(g, batch - n0)
             let ld = gn * plane
+            let tA = Profiler.start()
             for i in 0..<gn {
                 im2col3x3(x + (n0 + i) * cin * h * w, channels: cin, height: h, width: w, stride: stride, col: col + i * plane, ld: ld)
             }
+            Profiler.stop(tA, "  conv fwd im2col (grouped)")
+            let tB = Profiler.start()
+            defer { Profiler.stop(tB, "  conv fwd gemm+out (grouped)") }
             if gn == 1 {
                 let yn = y + n0 * cout * plane
                 sgemm(m: cout, n: plane, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: yn, ldc: plane)

@@ -210,6 +210,30 @@ private struct CommCheck {
             return (ok, ["buckets": buckets.buckets.count, "bucketsReduced": reported, "floats": n])
         }
 
+        try check("bucket-requests-reused") {
+            // Steady state allocates no request objects: after the first step each bucket reuses its own.
+            guard let m = c as? MPICommunicator else { return (true, ["skipped": "single process"]) }
+            let n = 100_000
+            let buckets = try GradientBuckets(communicator: m, count: n, bucketBytes: 64 * 1024)
+            var g = [Float](repeating: 0, count: n)
+            var created: [Int] = []
+            var ok = true
+            for step in 0..<4 {
+                for i in g.indices { g[i] = Float(rank + step) }
+                try g.withUnsafeMutableBufferPointer { p in
+                    try buckets.begin(p)
+                    var hi = n
+                    while hi > 0 { let lo = Swift.max(0, hi - 7_777); buckets.report(lo..<hi); hi = lo }
+                    try buckets.finish()
+                }
+                created.append(m.requestObjectsCreated)
+                let expected = Float(size * (size - 1) / 2 + size * step)  // Σ_rank (rank + step), exact in floats
+                ok = ok && g.allSatisfy { $0 == expected }
+            }
+            ok = ok && created[1] == created[0] && created[3] == created[0] && created[0] >= buckets.buckets.count
+            return (ok, ["requestObjectsCreated": created, "buckets": buckets.buckets.count])
+        }
+
         try check("error-text") {
             // A failing MPI call must come back as a Swift error naming the operation and carrying MPI's text.
             guard let m = c as? MPICommunicator else { return (true, ["skipped": "single process"]) }

@@ -4,7 +4,7 @@ import XCTest
 /// The communication layer under a real `mpirun`: `episodic comm-check` exercises every operation with values whose
 /// results are known exactly and prints one JSON line per check on rank 0.
 final class MPICommTests: XCTestCase {
-    static let allChecks = ["ranks", "broadcast", "allreduce", "allreduce-chunked", "buckets", "error-text", "split",
+    static let allChecks = ["ranks", "broadcast", "allreduce", "allreduce-chunked", "buckets", "bucket-requests-reused", "error-text", "split",
                             "work-queue", "gather", "checksum"]
 
     private func checks(_ r: ProcessResult) -> [String: [String: Any]] {
