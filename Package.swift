@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layering (arrows point down only): episodic → Train → DataParallel → {Tensor, Data, Sampling, Metrics}
-// → {CBLAS, CNIfTI, MPIShim}. Nothing in Tensor knows MPI; Sampling knows no tensors.
+// → {CBLAS, CKernels, CNIfTI, MPIShim}. Nothing in Tensor knows MPI; Sampling knows no tensors.
 let package = Package(
     name: "Episodic",
     products: [
@@ -19,9 +19,13 @@ let package = Package(
         .target(name: "CNIfTI", path: "Sources/CNIfTI",
                 cSettings: [.unsafeFlags(["-I/usr/include/nifti"])],
                 linkerSettings: [.linkedLibrary("niftiio"), .linkedLibrary("znz"), .linkedLibrary("z"), .linkedLibrary("m")]),
+        // AVX-512 sgemm for the skinny im2col shapes (M = 32/64) where OpenBLAS 0.3.21 is memory-bound; chosen at run
+        // time only on CPUs that have AVX-512 (the file carries its own target attributes, the binary stays portable).
+        // Always optimised: at -O0 the kernels would be 30× slower than OpenBLAS and make debug test runs crawl.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Stateless counter-based random numbers shared by Tensor (init, dropout) and Sampling (batches).
         .target(name: "CounterRandom", path: "Sources/CounterRandom"),
-        .target(name: "Tensor", dependencies: ["CBLAS", "CounterRandom"], path: "Sources/Tensor"),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CKernels", "CounterRandom"], path: "Sources/Tensor"),
         .target(name: "Data", dependencies: ["CNIfTI"], path: "Sources/Data"),
         .target(name: "Sampling", dependencies: ["CounterRandom"], path: "Sources/Sampling"),
         .target(name: "Metrics", path: "Sources/Metrics"),

@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 
 /// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, with op(A) M×K and op(B) K×N.
@@ -10,6 +11,49 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a
     if m == 0 || n == 0 { return }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// The conv layers' skinny products: the project's AVX-512 kernels (CKernels) where they beat OpenBLAS 0.3.21 —
+/// measured (docs/performance.md): NN with M ≤ 64 rows (1.1–2×, the im2col bands of the Cout 32/64 layers and the
+/// flipped-kernel input gradients) and NT with M ≤ 32 (the dW of the Cout 32 layers, 1.4–1.7×); OpenBLAS elsewhere.
+/// The kernels are used only when the CPU has AVX-512 and `EPISODIC_GEMM` is not `blas` (or `useKernels` is off).
+public enum ConvGEMM {
+    public static let kernelsAvailable = ek_avx512_available() != 0
+    nonisolated(unsafe) public static var useKernels = kernelsAvailable && ConvGEMM.environmentAllows()
+    static let nnMaxRows = 64
+    static let ntMaxRows = 32
+
+    static func environmentAllows() -> Bool {
+        guard let v = getenv("EPISODIC_GEMM") else { return true }
+        return String(cString: v).lowercased() != "blas"
+    }
+
+    /// "avx512 kernels + OpenBLAS" or "OpenBLAS", for logs and benchmark output.
+    public static var description: String { useKernels ? "episodic AVX-512 kernels (M ≤ 64) + OpenBLAS" : "OpenBLAS only" }
+}
+
+/// C[m×n] = A[m×k]·B[k×n] + beta·C (beta 0 or 1), row-major: a conv's forward or flipped-kernel input gradient.
+@inline(__always)
+func convGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    if ConvGEMM.useKernels && m <= ConvGEMM.nnMaxRows && k > 0 {
+        ek_sgemm_nn(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    } else {
+        sgemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+}
+
+/// C[m×n] = A[m×k]·B[n×k]ᵀ + beta·C (beta 0 or 1): a conv's weight gradient dW = dy·colᵀ.
+@inline(__always)
+func convGEMMTransB(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    if m == 0 || n == 0 { return }
+    if ConvGEMM.useKernels && m <= ConvGEMM.ntMaxRows && k > 0 {
+        ek_sgemm_nt(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    } else {
+        sgemm(transB: true, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
 }
 
 /// An sgemm self-check found a wrong result: the BLAS kernel is not trustworthy on this CPU.
@@ -59,6 +103,41 @@ public enum BLASInfo {
                                 "alpha=\(alpha) beta=\(beta); refusing to train on wrong numbers (try another " +
                                 "OPENBLAS_CORETYPE, e.g. Haswell, or unset it)")
                         }
+                    }
+                }
+            }
+        }
+        try selfCheckConvKernels()
+    }
+
+    /// The same check for the conv kernels actually in use (ConvGEMM), on the skinny shapes they are routed.
+    public static func selfCheckConvKernels() throws {
+        guard ConvGEMM.useKernels else { return }
+        let shapes: [(Int, Int, Int)] = [(1, 1, 1), (8, 48, 128), (32, 97, 288), (64, 130, 65), (31, 289, 300), (5, 17, 1000)]
+        var counter: UInt64 = 0
+        let key = CounterRNG.mixKey(0x4B45_524E) // "KERN"
+        for (m, n, k) in shapes {
+            for transB in [false, true] {
+                for beta in [Float(0), Float(1)] {
+                    let lda = k + 3, ldb = (transB ? k : n) + 1, ldc = n + 2
+                    var a = [Float](repeating: 0, count: m * lda)
+                    var b = [Float](repeating: 0, count: (transB ? n : k) * ldb)
+                    var c = [Float](repeating: 0, count: m * ldc)
+                    for i in a.indices { a[i] = Float(CounterRNG.uniform(key: key, counter: counter) * 2 - 1); counter += 1 }
+                    for i in b.indices { b[i] = Float(CounterRNG.uniform(key: key, counter: counter) * 2 - 1); counter += 1 }
+                    for i in c.indices { c[i] = beta == 0 ? .nan : Float(CounterRNG.uniform(key: key, counter: counter)); counter += 1 }
+                    let c0 = c
+                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                        if transB {
+                            ek_sgemm_nt(Int32(m), Int32(n), Int32(k), pa.baseAddress!, Int32(lda), pb.baseAddress!, Int32(ldb), beta, pc.baseAddress!, Int32(ldc))
+                        } else {
+                            ek_sgemm_nn(Int32(m), Int32(n), Int32(k), pa.baseAddress!, Int32(lda), pb.baseAddress!, Int32(ldb), beta, pc.baseAddress!, Int32(ldc))
+                        }
+                    } } }
+                    if let msg = compare(a: a, b: b, c0: c0, c: c, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                                         transA: false, transB: transB, alpha: 1, beta: beta) {
+                        throw BLASCheckError(description: "self-check failed: the AVX-512 conv kernel \(transB ? "ek_sgemm_nt" : "ek_sgemm_nn") " +
+                            "\(msg) for m=\(m) n=\(n) k=\(k) beta=\(beta); set EPISODIC_GEMM=blas to use OpenBLAS only")
                     }
                 }
             }

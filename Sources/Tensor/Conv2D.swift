@@ -183,7 +183,7 @@ struct Conv3x3 {
                     while r0 < ho {
                         let rc = min(rows, ho - r0), pb = rc * wo
                         im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
-                        sgemm(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
+                        convGEMM(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
                         r0 += rc
                     }
                     for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
@@ -205,11 +205,11 @@ struct Conv3x3 {
             defer { Profiler.stop(tB, "  conv fwd gemm+out (grouped)") }
             if gn == 1 {
                 let yn = y + n0 * cout * plane
-                sgemm(m: cout, n: plane, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: yn, ldc: plane)
+                convGEMM(m: cout, n: plane, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: yn, ldc: plane)
                 for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
             } else {
                 let t = scratch.tmp.pointer
-                sgemm(m: cout, n: ld, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: t, ldc: ld)
+                convGEMM(m: cout, n: ld, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: t, ldc: ld)
                 // [cout, g, plane] → [g, cout, plane] with the bias.
                 for i in 0..<gn {
                     for co in 0..<cout {
@@ -270,11 +270,11 @@ struct Conv3x3 {
                         let rc = min(rows, ho - r0), pb = rc * wo
                         let dyb = dyn + r0 * wo
                         im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
-                        sgemm(transB: true, m: cout, n: k, k: pb, a: dyb, lda: plane, b: col, ldb: pb, beta: first ? 0 : 1, c: dwW, ldc: k)
+                        convGEMMTransB(m: cout, n: k, k: pb, a: dyb, lda: plane, b: col, ldb: pb, beta: first ? 0 : 1, c: dwW, ldc: k)
                         first = false
                         if let dx = dx, let wf = wfp {
                             im2col3x3(dyn, channels: cout, height: h, width: w, stride: 1, col: dcol, ld: pb, rowStart: r0, rowCount: rc)
-                            sgemm(m: cin, n: pb, k: kf, a: wf, lda: kf, b: dcol, ldb: pb, beta: accumulate ? 1 : 0,
+                            convGEMM(m: cin, n: pb, k: kf, a: wf, lda: kf, b: dcol, ldb: pb, beta: accumulate ? 1 : 0,
                                   c: dx + n * cin * h * w + r0 * w, ldc: h * w)
                         } else if let dx = dx {
                             sgemm(transA: true, m: k, n: pb, k: cout, a: wp, lda: k, b: dyb, ldb: plane, beta: 0, c: dcol, ldc: pb)
@@ -318,7 +318,7 @@ struct Conv3x3 {
             }
             if biasGradient { for co in 0..<cout { db[co] += Float(planeSum(dyg + co * ld, ld)) } }
             let tB = Profiler.start()
-            sgemm(transB: true, m: cout, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
+            convGEMMTransB(m: cout, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
             Profiler.stop(tB, "  conv bwd gemm dW")
             if let dx = dx, let wf = wfp {
                 // dx = W̃·im2col(dy) for the whole group ([cin, g·plane], into `col`, free after the dW GEMM), then
@@ -327,7 +327,7 @@ struct Conv3x3 {
                 for i in 0..<gn {
                     im2col3x3(dy + (n0 + i) * cout * plane, channels: cout, height: h, width: w, stride: 1, col: dcol + i * plane, ld: ld)
                 }
-                sgemm(m: cin, n: ld, k: kf, a: wf, lda: kf, b: dcol, ldb: ld, beta: 0, c: col, ldc: ld)
+                convGEMM(m: cin, n: ld, k: kf, a: wf, lda: kf, b: dcol, ldb: ld, beta: 0, c: col, ldc: ld)
                 Profiler.stop(tC, "  conv bwd gemm dx (flipped)")
                 for i in 0..<gn {
                     for ci in 0..<cin {

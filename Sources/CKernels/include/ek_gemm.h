@@ -1,0 +1,37 @@
+/* ek_gemm.h — AVX-512 single-precision GEMM kernels for the skinny shapes of
+ * an im2col + GEMM 3x3-conv U-Net (M = 32..128 rows, N or K very large).
+ *
+ * All matrices are row-major; lda/ldb/ldc are leading dimensions in floats.
+ * beta must be 0 or 1 (any nonzero beta acts as 1). With beta == 0, C is only written (it may hold NaN
+ * before the call). Any M, N, K >= 1. The kernels are single-threaded,
+ * allocate nothing on the heap (NT: ~42 KB stack frame, NN: < 1 KB), and are
+ * deterministic: the summation order depends only on (M, N, K), not on
+ * the buffers' addresses or alignment.
+ *
+ * Call the ek_sgemm_* functions only when ek_avx512_available() returns 1.
+ */
+#ifndef EK_GEMM_H
+#define EK_GEMM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when the running CPU supports AVX-512F (and the VL/DQ subsets used). */
+int ek_avx512_available(void);
+
+/* C[M x N] = A[M x K] * B[K x N] + beta * C. */
+void ek_sgemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                 int ldc);
+
+/* C[M x N] = A[M x K] * B[N x K]^T + beta * C (both operands contiguous along K). */
+void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                 int ldc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EK_GEMM_H */

@@ -1,0 +1,108 @@
+import CKernels
+import XCTest
+@testable import Tensor
+
+/// The AVX-512 conv kernels (CKernels): element-wise against a double-precision reference, bit-reproducible, and a
+/// whole Conv3x3 forward/backward agrees with the OpenBLAS-only path.
+final class ConvKernelTests: XCTestCase {
+    override func setUpWithError() throws {
+        guard ConvGEMM.kernelsAvailable else { throw XCTSkip("this CPU has no AVX-512: the kernels are never used here") }
+    }
+
+    override func tearDown() {
+        ConvGEMM.useKernels = ConvGEMM.kernelsAvailable && ConvGEMM.environmentAllows()
+        Conv3x3.tileThreshold = 512 * 1024
+        Conv3x3.tileFloats = 256 * 1024
+        Conv3x3.groupColumns = 2048
+    }
+
+    /// One kernel call on random data with padded leading dimensions; C starts as NaN when beta = 0.
+    private func check(nt: Bool, m: Int, n: Int, k: Int, beta: Float, key: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        let lda = k + Int(key % 3), ldb = (nt ? k : n) + Int(key % 5), ldc = n + Int(key % 2)
+        let a = randomArray(m * lda, key: key), b = randomArray((nt ? n : k) * ldb, key: key + 1)
+        var c = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : randomArray(m * ldc, key: key + 2)
+        let c0 = c
+        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+            if nt {
+                ek_sgemm_nt(Int32(m), Int32(n), Int32(k), pa.baseAddress!, Int32(lda), pb.baseAddress!, Int32(ldb), beta, pc.baseAddress!, Int32(ldc))
+            } else {
+                ek_sgemm_nn(Int32(m), Int32(n), Int32(k), pa.baseAddress!, Int32(lda), pb.baseAddress!, Int32(ldb), beta, pc.baseAddress!, Int32(ldc))
+            }
+        } } }
+        let bad = BLASInfo.compare(a: a, b: b, c0: c0, c: c, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                                   transA: false, transB: nt, alpha: 1, beta: beta)
+        XCTAssertNil(bad, "\(nt ? "NT" : "NN") m=\(m) n=\(n) k=\(k) beta=\(beta)", file: file, line: line)
+        // Padding columns of C (beyond n) are not written.
+        for i in 0..<m { for j in n..<ldc where !(c[i * ldc + j].isNaN && c0[i * ldc + j].isNaN) {
+            XCTAssertEqual(c[i * ldc + j], c0[i * ldc + j], "padding of C written at [\(i),\(j)]", file: file, line: line)
+        } }
+    }
+
+    func testKernelsMatchReferenceOnEdgeAndConvShapes() {
+        var key: UInt64 = 100
+        // Every remainder of the 8-row × 48-column NN tile and the 4×4 NT tile, and K around the 16-lane vectors.
+        for m in [1, 3, 8, 9, 17] { for n in [1, 15, 16, 47, 49, 97] { for k in [1, 15, 17, 130] {
+            for nt in [false, true] { for beta: Float in [0, 1] { check(nt: nt, m: m, n: n, k: k, beta: beta, key: key); key += 7 } }
+        } } }
+        // The shapes the U-Net routes to them (scaled down in N where that changes nothing but time).
+        for (m, n, k) in [(32, 896, 288), (64, 455, 576), (32, 1000, 64)] {
+            for beta: Float in [0, 1] { check(nt: false, m: m, n: n, k: k, beta: beta, key: key); key += 7 }
+        }
+        for (m, n, k) in [(32, 288, 910), (32, 70, 3000)] {
+            for beta: Float in [0, 1] { check(nt: true, m: m, n: n, k: k, beta: beta, key: key); key += 7 }
+        }
+    }
+
+    func testKernelsAreBitReproducibleAcrossBufferOffsets() {
+        // The summation order depends only on the shape: the same values at another address give the same bits
+        // (1-rank and 2-rank runs, and a resumed run, allocate their buffers differently).
+        let m = 32, n = 300, k = 288
+        let a = randomArray(m * k, key: 5), b = randomArray(k * n, key: 6)
+        var results: [[Float]] = []
+        for shift in 0..<3 {
+            let pa = UnsafeMutablePointer<Float>.allocate(capacity: m * k + 3), pb = UnsafeMutablePointer<Float>.allocate(capacity: k * n + 3)
+            let pc = UnsafeMutablePointer<Float>.allocate(capacity: m * n + 3)
+            defer { pa.deallocate(); pb.deallocate(); pc.deallocate() }
+            (pa + shift).update(from: a, count: a.count)
+            (pb + shift).update(from: b, count: b.count)
+            ek_sgemm_nn(Int32(m), Int32(n), Int32(k), pa + shift, Int32(k), pb + shift, Int32(n), 0, pc + shift, Int32(n))
+            results.append(Array(UnsafeBufferPointer(start: pc + shift, count: m * n)))
+        }
+        XCTAssertEqual(results[0], results[1])
+        XCTAssertEqual(results[0], results[2])
+    }
+
+    /// A Cout-32 conv over bands (the 128² layers' path) and a grouped one: kernels on vs OpenBLAS only.
+    func testConv3x3WithKernelsAgreesWithOpenBLASPath() {
+        for (cin, cout, h, grouped) in [(32, 32, 24, false), (64, 32, 16, false), (32, 32, 8, true)] {
+            Conv3x3.groupColumns = grouped ? 2048 : 1
+            Conv3x3.tileThreshold = grouped ? 512 * 1024 : 0
+            Conv3x3.tileFloats = cin * 9 * h * 5 // bands of 5 rows: a partial last band
+            let batch = 2, w = h
+            let conv = Conv3x3(cin: cin, cout: cout, stride: 1, weight: 0, bias: cout * cin * 9)
+            let params = randomArray(cout * cin * 9 + cout, key: 31, scale: 0.2)
+            let x = randomArray(batch * cin * h * w, key: 32), dy = randomArray(batch * cout * h * w, key: 33)
+            let need = conv.scratchNeeds(batch: batch, h: h, w: w)
+            func run(kernels: Bool) -> ([Float], [Float], [Float]) {
+                ConvGEMM.useKernels = kernels
+                let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 2, workerColCount: need.2, workerDWCount: need.3)
+                var y = [Float](repeating: .nan, count: dy.count), g = [Float](repeating: .nan, count: params.count)
+                var dx = [Float](repeating: .nan, count: x.count)
+                x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in dy.withUnsafeBufferPointer { dyp in
+                    y.withUnsafeMutableBufferPointer { yp in g.withUnsafeMutableBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in
+                        conv.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, h: h, w: w, params: pp.baseAddress!, scratch: scratch)
+                        conv.backward(x: xp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!, accumulate: false, batch: batch, h: h, w: w,
+                                      params: pp.baseAddress!, grads: gp.baseAddress!, scratch: scratch)
+                    } } }
+                } } }
+                return (y, g, dx)
+            }
+            let (y1, g1, dx1) = run(kernels: true), (y0, g0, dx0) = run(kernels: false)
+            for (name, u, v) in [("y", y1, y0), ("dW,db", g1, g0), ("dx", dx1, dx0)] {
+                let scale = v.map { abs($0) }.max() ?? 1
+                let worst = zip(u, v).map { abs($0 - $1) }.max() ?? .nan
+                XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "\(name) \(cin)→\(cout) @\(h)² grouped \(grouped): max diff \(worst)")
+            }
+        }
+    }
+}
