@@ -128,7 +128,7 @@ struct Conv3x3 {
     static func groupSize(batch: Int, outPlane: Int) -> Int { max(1, min(batch, groupColumns / max(1, outPlane))) }
 
     /// Target GEMM width in columns when grouping samples (tests lower it to 1 to exercise the per-sample path).
-    nonisolated(unsafe) static var groupColumns = 2048
+    nonisolated(unsafe) static var groupColumns = Conv3x3.envInt("EPISODIC_CONV_GROUP_COLUMNS") ?? 2048
 
     /// Column-matrix size (floats) above which one sample's im2col no longer fits L2: build it in bands of output
     /// rows of about `tileFloats` and run one GEMM per band while the band is cache-resident (PERF-NOTES: 1.6–1.8×
@@ -163,8 +163,18 @@ struct Conv3x3 {
         return (k * g * ho * wo, cout * g * ho * wo, 0, 0)
     }
 
+    /// Floats a training forward keeps for backward's dW: the grouped path's whole column matrix, K × batch·plane
+    /// (0 for the per-sample path, which rebuilds its L2-sized bands instead). Rebuilding it was ~6 % of a 64² step;
+    /// at 128² batch 8 it costs ~240 MB over all layers.
+    func savedColumnsCount(batch: Int, h: Int, w: Int) -> Int {
+        let (ho, wo) = outputSize(h, w)
+        return Conv3x3.groupSize(batch: batch, outPlane: ho * wo) > 1 ? k * batch * ho * wo : 0
+    }
+
+    /// `saveColumns` (savedColumnsCount floats, grouped path only): build the column matrix there, group after group,
+    /// so backward can reuse it.
     func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
-                 params: UnsafePointer<Float>, scratch: ConvScratch) {
+                 params: UnsafePointer<Float>, scratch: ConvScratch, saveColumns: UnsafeMutablePointer<Float>? = nil) {
         let (ho, wo) = outputSize(h, w)
         let plane = ho * wo
         let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
@@ -196,6 +206,7 @@ struct Conv3x3 {
         while n0 < batch {
             let gn = min(g, batch - n0)
             let ld = gn * plane
+            let col = saveColumns.map { $0 + k * n0 * plane } ?? col
             let tA = Profiler.start()
             for i in 0..<gn {
                 im2col3x3(x + (n0 + i) * cin * h * w, channels: cin, height: h, width: w, stride: stride, col: col + i * plane, ld: ld)
@@ -227,7 +238,7 @@ struct Conv3x3 {
     /// `biasGradient` false writes db = 0 without summing dy (a bias feeding an InstanceNorm has exact gradient 0).
     func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, accumulate: Bool,
                   batch: Int, h: Int, w: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
-                  scratch: ConvScratch, biasGradient: Bool = true) {
+                  scratch: ConvScratch, biasGradient: Bool = true, savedColumns: UnsafePointer<Float>? = nil) {
         let (ho, wo) = outputSize(h, w)
         let plane = ho * wo
         let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
@@ -299,11 +310,18 @@ struct Conv3x3 {
         while n0 < batch {
             let gn = min(g, batch - n0)
             let ld = gn * plane
-            let tA = Profiler.start()
-            for i in 0..<gn {
-                im2col3x3(x + (n0 + i) * cin * h * w, channels: cin, height: h, width: w, stride: stride, col: col + i * plane, ld: ld)
+            // The forward's columns when it kept them (same layout: group after group), else rebuilt here.
+            let colg: UnsafePointer<Float>
+            if let saved = savedColumns {
+                colg = saved + k * n0 * plane
+            } else {
+                let tA = Profiler.start()
+                for i in 0..<gn {
+                    im2col3x3(x + (n0 + i) * cin * h * w, channels: cin, height: h, width: w, stride: stride, col: col + i * plane, ld: ld)
+                }
+                Profiler.stop(tA, "  conv bwd im2col")
+                colg = UnsafePointer(col)
             }
-            Profiler.stop(tA, "  conv bwd im2col")
             let dyg: UnsafePointer<Float>
             if gn == 1 {
                 dyg = dy + n0 * cout * plane
@@ -318,7 +336,7 @@ struct Conv3x3 {
             }
             if biasGradient { for co in 0..<cout { db[co] += Float(planeSum(dyg + co * ld, ld)) } }
             let tB = Profiler.start()
-            convGEMMTransB(m: cout, n: k, k: ld, a: dyg, lda: ld, b: col, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
+            convGEMMTransB(m: cout, n: k, k: ld, a: dyg, lda: ld, b: colg, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
             Profiler.stop(tB, "  conv bwd gemm dW")
             if let dx = dx, let wf = wfp {
                 // dx = W̃·im2col(dy) for the whole group ([cin, g·plane], into `col`, free after the dW GEMM), then

@@ -9,12 +9,16 @@ final class BlockBuffers {
     let stats: FloatBuffer
     let mask: FloatBuffer
     var dropped = false
-    init(count: Int, planes: Int) {
+    /// The conv's im2col columns kept from a training forward for its dW in backward (grouped small-plane layers
+    /// only, Conv3x3.savedColumnsCount); nil where backward rebuilds them.
+    let cols: FloatBuffer?
+    init(count: Int, planes: Int, colsCount: Int = 0) {
         y = FloatBuffer(count: count)
         a = FloatBuffer(count: count)
         da = FloatBuffer(count: count)
         stats = FloatBuffer(count: 2 * planes)
         mask = FloatBuffer(count: planes)
+        cols = colsCount > 0 ? FloatBuffer(count: colsCount) : nil
     }
 }
 
@@ -27,6 +31,9 @@ final class Workspace {
     let cat: [FloatBuffer]
     let dcat: [FloatBuffer]
     let logits: FloatBuffer
+    /// True after a training forward (the blocks' saved columns belong to it); an inference forward clears it, so a
+    /// backward can never pair one forward's activations with another's columns.
+    var columnsSaved = false
     let scratch: ConvScratch
     let ttmp: FloatBuffer
 
@@ -37,13 +44,20 @@ final class Workspace {
         func plane(_ s: Int) -> Int { (height >> s) * (width >> s) }
         input = FloatBuffer(count: batch * cfg.inputChannels * height * width)
         enc = (0..<S).map { s in
-            (0..<cfg.convsPerStage).map { _ in BlockBuffers(count: batch * cfg.features[s] * plane(s), planes: batch * cfg.features[s]) }
+            (0..<cfg.convsPerStage).map { j in
+                let inS = (j == 0 && s > 0) ? s - 1 : s
+                return BlockBuffers(count: batch * cfg.features[s] * plane(s), planes: batch * cfg.features[s],
+                                    colsCount: net.encConv[s][j].savedColumnsCount(batch: batch, h: height >> inS, w: width >> inS))
+            }
         }
         var dec: [[BlockBuffers]] = [], cat: [FloatBuffer] = [], dcat: [FloatBuffer] = []
         var ttmpCount = 0
         for d in 0..<(S - 1) {
             let s = S - 2 - d, f = cfg.features[s]
-            dec.append((0..<cfg.convsPerStage).map { _ in BlockBuffers(count: batch * f * plane(s), planes: batch * f) })
+            dec.append((0..<cfg.convsPerStage).map { j in
+                BlockBuffers(count: batch * f * plane(s), planes: batch * f,
+                             colsCount: net.decConv[d][j].savedColumnsCount(batch: batch, h: height >> s, w: width >> s))
+            })
             cat.append(FloatBuffer(count: batch * 2 * f * plane(s)))
             dcat.append(FloatBuffer(count: batch * 2 * f * plane(s)))
             ttmpCount = max(ttmpCount, f * plane(s))
@@ -217,6 +231,7 @@ public final class UNet {
         current = ws
         let S = config.stages, cps = config.convsPerStage
         ws.input.pointer.update(from: input, count: ws.input.count)
+        ws.columnsSaved = training
         parameters.values.withUnsafeBufferPointer { pv in
             let params = pv.baseAddress!
             var x = UnsafePointer(ws.input.pointer)
@@ -225,7 +240,8 @@ public final class UNet {
                 for j in 0..<cps {
                     let conv = encConv[s][j], bb = ws.enc[s][j]
                     let tp1 = Profiler.start()
-                    conv.forward(x: x, y: bb.y.pointer, batch: batch, h: h, w: w, params: params, scratch: ws.scratch)
+                    conv.forward(x: x, y: bb.y.pointer, batch: batch, h: h, w: w, params: params, scratch: ws.scratch,
+                                 saveColumns: training ? bb.cols?.pointer : nil)
                     Profiler.stop(tp1, "enc\(s).\(j) conv fwd")
                     (h, w) = conv.outputSize(h, w)
                     let tp2 = Profiler.start()
@@ -248,7 +264,8 @@ public final class UNet {
                 for j in 0..<cps {
                     let bb = ws.dec[d][j]
                     let tp4 = Profiler.start()
-                    decConv[d][j].forward(x: x, y: bb.y.pointer, batch: batch, h: hs, w: wsz, params: params, scratch: ws.scratch)
+                    decConv[d][j].forward(x: x, y: bb.y.pointer, batch: batch, h: hs, w: wsz, params: params, scratch: ws.scratch,
+                                          saveColumns: training ? bb.cols?.pointer : nil)
                     Profiler.stop(tp4, "dec\(d).\(j) conv fwd")
                     bb.dropped = decDrop[d][j].makeMask(bb.mask.pointer, batch: batch, key: dropout, training: training)
                     if bb.dropped { Dropout2D.apply(bb.y.pointer, mask: bb.mask.pointer, batch: batch, channels: f, plane: plane) }
@@ -302,7 +319,8 @@ public final class UNet {
                         let dx = j == 0 ? ws.dcat[d].pointer : ws.dec[d][j - 1].da.pointer
                         let tp9 = Profiler.start()
                         decConv[d][j].backward(x: xin, dy: bb.y.pointer, dx: dx, accumulate: false, batch: batch, h: hs, w: wsz,
-                                               params: params, grads: grads, scratch: ws.scratch, biasGradient: false)
+                                               params: params, grads: grads, scratch: ws.scratch, biasGradient: false,
+                                               savedColumns: ws.columnsSaved ? bb.cols.map { UnsafePointer($0.pointer) } : nil)
                         // The bias feeds an InstanceNorm that removes it: its exact gradient is 0 (computing it gives round-off
                         // noise that Adam would turn into full-size random steps, different on every world size).
                         zeroFill(grads + decConv[d][j].bias, decConv[d][j].cout)
@@ -335,7 +353,8 @@ public final class UNet {
                         // The last block of stage s-1 already holds its skip gradient: add to it.
                         let tp12 = Profiler.start()
                         conv.backward(x: xin, dy: bb.y.pointer, dx: dx, accumulate: j == 0 && s > 0, batch: batch, h: ih, w: iw,
-                                      params: params, grads: grads, scratch: ws.scratch, biasGradient: false)
+                                      params: params, grads: grads, scratch: ws.scratch, biasGradient: false,
+                                      savedColumns: ws.columnsSaved ? bb.cols.map { UnsafePointer($0.pointer) } : nil)
                         zeroFill(grads + conv.bias, conv.cout)  // exact 0: see the decoder
                         Profiler.stop(tp12, "enc\(s).\(j) conv bwd")
                     }

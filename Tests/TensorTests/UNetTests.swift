@@ -94,6 +94,34 @@ final class UNetTests: XCTestCase {
         XCTAssertEqual(evalOut, out0)
     }
 
+    /// Backward reuses the im2col columns a training forward kept (grouped small-plane layers): its gradients equal
+    /// those computed with the columns rebuilt, and an inference forward in between is never paired with them.
+    func testSavedColumnsGiveTheSameGradients() throws {
+        let cfg = UNetConfig(numClasses: 3, features: [4, 8, 16], decoderDropout: 0)
+        let net = try UNet(config: cfg, seed: 7)
+        let h = 16, w = 16, batch = 3
+        let a = randomArray(batch * h * w, key: 61), b = randomArray(batch * h * w, key: 62)
+        let key = DropoutKey(seed: 1, step: 1, firstGlobalSample: 0)
+        let dLogits = randomArray(batch * cfg.numClasses * h * w, key: 63)
+        func grads(_ run: () throws -> Void) rethrows -> [Float] {
+            try run()
+            dLogits.withUnsafeBufferPointer { net.backward(dLogits: $0.baseAddress!) }
+            return net.parameters.grads
+        }
+        XCTAssertTrue(net.workspaces.isEmpty)
+        let kept = try grads { _ = try net.forward(input: a, batch: batch, height: h, width: w, training: true, dropout: key) }
+        XCTAssertNotNil(net.workspaces.last?.enc[2][1].cols, "a 4×4 layer takes the grouped path and keeps its columns")
+        let rebuilt = try grads { _ = try net.forward(input: a, batch: batch, height: h, width: w, training: false, dropout: key) }
+        XCTAssertEqual(kept, rebuilt)
+        // Training forward on b, inference forward on a, backward: the gradients of a (not b's kept columns).
+        let mixed = try grads {
+            _ = try net.forward(input: b, batch: batch, height: h, width: w, training: true, dropout: key)
+            _ = try net.forward(input: a, batch: batch, height: h, width: w, training: false, dropout: key)
+        }
+        XCTAssertEqual(mixed, rebuilt)
+        XCTAssertTrue(kept.contains { $0 != 0 })
+    }
+
     func testBucketOrderAndWorkspaceReuse() throws {
         let net = try UNet(config: UNetConfig(numClasses: 2, features: [4, 8]), seed: 1)
         let x = randomArray(2 * 64, key: 91)
