@@ -172,9 +172,12 @@ struct Conv3x3 {
     }
 
     /// `saveColumns` (savedColumnsCount floats, grouped path only): build the column matrix there, group after group,
-    /// so backward can reuse it.
+    /// so backward can reuse it. `addBias` false leaves the bias out: for a conv feeding an InstanceNorm, which
+    /// subtracts each plane's mean, y + b and y normalise to the same output (the U-Net's case; it saves a pass over
+    /// y, and backward already gives that bias its exact gradient 0).
     func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
-                 params: UnsafePointer<Float>, scratch: ConvScratch, saveColumns: UnsafeMutablePointer<Float>? = nil) {
+                 params: UnsafePointer<Float>, scratch: ConvScratch, saveColumns: UnsafeMutablePointer<Float>? = nil,
+                 addBias: Bool = true) {
         let (ho, wo) = outputSize(h, w)
         let plane = ho * wo
         let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
@@ -196,7 +199,7 @@ struct Conv3x3 {
                         convGEMM(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
                         r0 += rc
                     }
-                    for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
+                    if addBias { for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } } }
                     n += nw
                 }
             }
@@ -217,7 +220,7 @@ struct Conv3x3 {
             if gn == 1 {
                 let yn = y + n0 * cout * plane
                 convGEMM(m: cout, n: plane, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: yn, ldc: plane)
-                for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
+                if addBias { for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } } }
             } else {
                 let t = scratch.tmp.pointer
                 convGEMM(m: cout, n: ld, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: t, ldc: ld)
@@ -225,7 +228,7 @@ struct Conv3x3 {
                 for i in 0..<gn {
                     for co in 0..<cout {
                         let b = bp[co], src = t + co * ld + i * plane, dst = y + ((n0 + i) * cout + co) * plane
-                        for p in 0..<plane { dst[p] = src[p] + b }
+                        if addBias { for p in 0..<plane { dst[p] = src[p] + b } } else { dst.update(from: src, count: plane) }
                     }
                 }
             }

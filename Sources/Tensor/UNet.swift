@@ -240,8 +240,9 @@ public final class UNet {
                 for j in 0..<cps {
                     let conv = encConv[s][j], bb = ws.enc[s][j]
                     let tp1 = Profiler.start()
+                    // Every conv feeds an InstanceNorm, which removes a per-channel constant: its bias is not added.
                     conv.forward(x: x, y: bb.y.pointer, batch: batch, h: h, w: w, params: params, scratch: ws.scratch,
-                                 saveColumns: training ? bb.cols?.pointer : nil)
+                                 saveColumns: training ? bb.cols?.pointer : nil, addBias: false)
                     Profiler.stop(tp1, "enc\(s).\(j) conv fwd")
                     (h, w) = conv.outputSize(h, w)
                     let tp2 = Profiler.start()
@@ -265,7 +266,7 @@ public final class UNet {
                     let bb = ws.dec[d][j]
                     let tp4 = Profiler.start()
                     decConv[d][j].forward(x: x, y: bb.y.pointer, batch: batch, h: hs, w: wsz, params: params, scratch: ws.scratch,
-                                          saveColumns: training ? bb.cols?.pointer : nil)
+                                          saveColumns: training ? bb.cols?.pointer : nil, addBias: false)
                     Profiler.stop(tp4, "dec\(d).\(j) conv fwd")
                     bb.dropped = decDrop[d][j].makeMask(bb.mask.pointer, batch: batch, key: dropout, training: training)
                     if bb.dropped { Dropout2D.apply(bb.y.pointer, mask: bb.mask.pointer, batch: batch, channels: f, plane: plane) }
