@@ -14,13 +14,13 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a
 }
 
 /// The conv layers' skinny products: the project's AVX-512 kernels (CKernels) where they beat OpenBLAS 0.3.21 —
-/// measured (docs/performance.md): NN with M ≤ 64 rows (1.1–2×, the im2col bands of the Cout 32/64 layers and the
-/// flipped-kernel input gradients) and NT with M ≤ 32 (the dW of the Cout 32 layers, 1.4–1.7×); OpenBLAS elsewhere.
+/// measured (docs/performance.md): NN with M ≤ 128 rows (1.5–2× at M = 32, 1.1–1.4× at 64, 1.0–1.1× at 128: the
+/// im2col bands of the Cout 32–128 layers and the flipped-kernel input gradients) and NT with M ≤ 32 (the dW of the Cout 32 layers, 1.4–1.7×); OpenBLAS elsewhere.
 /// The kernels are used only when the CPU has AVX-512 and `EPISODIC_GEMM` is not `blas` (or `useKernels` is off).
 public enum ConvGEMM {
     public static let kernelsAvailable = ek_avx512_available() != 0
     nonisolated(unsafe) public static var useKernels = kernelsAvailable && ConvGEMM.environmentAllows()
-    static let nnMaxRows = 64
+    static let nnMaxRows = 128
     static let ntMaxRows = 32
 
     static func environmentAllows() -> Bool {
@@ -29,7 +29,7 @@ public enum ConvGEMM {
     }
 
     /// "avx512 kernels + OpenBLAS" or "OpenBLAS", for logs and benchmark output.
-    public static var description: String { useKernels ? "episodic AVX-512 kernels (M ≤ 64) + OpenBLAS" : "OpenBLAS only" }
+    public static var description: String { useKernels ? "episodic AVX-512 kernels (NN M ≤ 128, NT M ≤ 32) + OpenBLAS" : "OpenBLAS only" }
 }
 
 /// C[m×n] = A[m×k]·B[k×n] + beta·C (beta 0 or 1), row-major: a conv's forward or flipped-kernel input gradient.

@@ -84,7 +84,7 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     guard comm.rank == 0 else { return 0 }
     var obj: [String: Any] = ["median_step_s": dp.medianStep, "images_per_s": dp.imagesPerSecond, "gflops": gflops,
                               "params": try UNet(config: config, seed: 0).parameterCount, "peak_rss_mb": peakMB, "blas_core": BLASInfo.coreName,
-                              "blas_threads": BLASInfo.threads, "cpu_s_per_step": cpuPerStep, "sgemm_gflops": sgemmRate,
+                              "blas_threads": BLASInfo.threads, "conv_gemm": ConvGEMM.description, "cpu_s_per_step": cpuPerStep, "sgemm_gflops": sgemmRate,
                               "size": size, "batch": batch, "steps": steps, "ranks": world,
                               "compute_s": dp.medianCompute, "exposed_comm_s": dp.medianCommWait,
                               "exposed_comm_fraction": dp.medianCommWait / dp.medianStep]
@@ -109,7 +109,7 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
                      100 * dp.medianCommWait / dp.medianStep))
         print("parameters \(obj["params"] ?? 0), peak RSS \(String(format: "%.0f", peakMB)) MB (largest rank), " +
               "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s) per rank, process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
-              "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s")
+              "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s; conv GEMMs: \(ConvGEMM.description)")
         if let p = peak {
             print(String(format: "sgemm peak with the same %d rank(s) × %d thread(s), all at once: %.0f GFLOP/s; the step reaches %.0f%% of it",
                          world, BLASInfo.threads, p, 100 * gflops / p))

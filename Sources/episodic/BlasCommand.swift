@@ -17,10 +17,11 @@ let blasCommand = Command(name: "blas", summary: "OpenBLAS kernel, threads, self
     let rate = BLASInfo.sgemmRate()
     if json {
         let obj: [String: Any] = ["core": BLASInfo.coreName, "threads": BLASInfo.threads, "self_check": check, "sgemm_gflops": rate,
-                                  "warning": BLASInfo.genericKernelWarning() ?? ""]
+                                  "conv_gemm": ConvGEMM.description, "warning": BLASInfo.genericKernelWarning() ?? ""]
         print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
     } else {
         print("OpenBLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s), self-check: \(check), sgemm \(String(format: "%.0f", rate)) GFLOP/s")
+        print("conv GEMMs: \(ConvGEMM.description)")
         if let w = BLASInfo.genericKernelWarning() { print(w) }
     }
     return check == "ok" ? 0 : 1

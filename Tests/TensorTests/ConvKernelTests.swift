@@ -45,7 +45,7 @@ final class ConvKernelTests: XCTestCase {
             for nt in [false, true] { for beta: Float in [0, 1] { check(nt: nt, m: m, n: n, k: k, beta: beta, key: key); key += 7 } }
         } } }
         // The shapes the U-Net routes to them (scaled down in N where that changes nothing but time).
-        for (m, n, k) in [(32, 896, 288), (64, 455, 576), (32, 1000, 64)] {
+        for (m, n, k) in [(32, 896, 288), (64, 455, 576), (32, 1000, 64), (128, 100, 1152)] {
             for beta: Float in [0, 1] { check(nt: false, m: m, n: n, k: k, beta: beta, key: key); key += 7 }
         }
         for (m, n, k) in [(32, 288, 910), (32, 70, 3000)] {
