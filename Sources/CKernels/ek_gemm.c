@@ -5,6 +5,17 @@
  */
 #include "ek_gemm.h"
 
+#if !defined(__x86_64__)
+/* Not x86-64: no kernels; ek_avx512_available() says so and the Swift side uses OpenBLAS for everything. */
+int ek_avx512_available(void) { return 0; }
+void ek_sgemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
+}
+void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
+}
+#else
+
 #include <immintrin.h>
 #include <stdint.h>
 
@@ -393,3 +404,5 @@ EK_TARGET void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const f
         }
     }
 }
+
+#endif /* __x86_64__ */
