@@ -32,27 +32,25 @@ public enum ConvGEMM {
     public static var description: String { useKernels ? "episodic AVX-512 kernels (NN M ≤ 128, NT M ≤ 32) + OpenBLAS" : "OpenBLAS only" }
 }
 
-/// C[m×n] = A[m×k]·B[k×n] + beta·C (beta 0 or 1), row-major: a conv's forward or flipped-kernel input gradient.
-@inline(__always)
-func convGEMM(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    if m == 0 || n == 0 { return }
-    if ConvGEMM.useKernels && m <= ConvGEMM.nnMaxRows && k > 0 {
-        ek_sgemm_nn(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    } else {
-        sgemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+extension ConvGEMM {
+    /// The AVX-512 kernel itself, no routing: C = A·B, or A·Bᵀ when `transB` (beta 0 or 1). Only when kernelsAvailable.
+    static func kernel(transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                       ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let f = transB ? ek_sgemm_nt : ek_sgemm_nn
+        f(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
 
-/// C[m×n] = A[m×k]·B[n×k]ᵀ + beta·C (beta 0 or 1): a conv's weight gradient dW = dy·colᵀ.
+/// C[m×n] = A[m×k]·B[k×n] (or A·Bᵀ with B [n×k] when `transB`) + beta·C, beta 0 or 1, row-major: a conv's forward,
+/// flipped-kernel input gradient, or (transB) weight gradient dW = dy·colᵀ. The kernel where it wins, else OpenBLAS.
 @inline(__always)
-func convGEMMTransB(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+func convGEMM(transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+              ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
-    if ConvGEMM.useKernels && m <= ConvGEMM.ntMaxRows && k > 0 {
-        ek_sgemm_nt(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    if ConvGEMM.useKernels && k > 0 && m <= (transB ? ConvGEMM.ntMaxRows : ConvGEMM.nnMaxRows) {
+        ConvGEMM.kernel(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     } else {
-        sgemm(transB: true, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        sgemm(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 }
 
@@ -128,11 +126,8 @@ public enum BLASInfo {
                     for i in c.indices { c[i] = beta == 0 ? .nan : Float(CounterRNG.uniform(key: key, counter: counter)); counter += 1 }
                     let c0 = c
                     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                        if transB {
-                            ek_sgemm_nt(Int32(m), Int32(n), Int32(k), pa.baseAddress!, Int32(lda), pb.baseAddress!, Int32(ldb), beta, pc.baseAddress!, Int32(ldc))
-                        } else {
-                            ek_sgemm_nn(Int32(m), Int32(n), Int32(k), pa.baseAddress!, Int32(lda), pb.baseAddress!, Int32(ldb), beta, pc.baseAddress!, Int32(ldc))
-                        }
+                        ConvGEMM.kernel(transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
+                                        beta: beta, c: pc.baseAddress!, ldc: ldc)
                     } } }
                     if let msg = compare(a: a, b: b, c0: c0, c: c, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
                                          transA: false, transB: transB, alpha: 1, beta: beta) {

@@ -284,7 +284,7 @@ struct Conv3x3 {
                         let rc = min(rows, ho - r0), pb = rc * wo
                         let dyb = dyn + r0 * wo
                         im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
-                        convGEMMTransB(m: cout, n: k, k: pb, a: dyb, lda: plane, b: col, ldb: pb, beta: first ? 0 : 1, c: dwW, ldc: k)
+                        convGEMM(transB: true, m: cout, n: k, k: pb, a: dyb, lda: plane, b: col, ldb: pb, beta: first ? 0 : 1, c: dwW, ldc: k)
                         first = false
                         if let dx = dx, let wf = wfp {
                             im2col3x3(dyn, channels: cout, height: h, width: w, stride: 1, col: dcol, ld: pb, rowStart: r0, rowCount: rc)
@@ -339,7 +339,7 @@ struct Conv3x3 {
             }
             if biasGradient { for co in 0..<cout { db[co] += Float(planeSum(dyg + co * ld, ld)) } }
             let tB = Profiler.start()
-            convGEMMTransB(m: cout, n: k, k: ld, a: dyg, lda: ld, b: colg, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
+            convGEMM(transB: true, m: cout, n: k, k: ld, a: dyg, lda: ld, b: colg, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
             Profiler.stop(tB, "  conv bwd gemm dW")
             if let dx = dx, let wf = wfp {
                 // dx = W̃·im2col(dy) for the whole group ([cin, g·plane], into `col`, free after the dW GEMM), then

@@ -23,11 +23,8 @@ final class ConvKernelTests: XCTestCase {
         var c = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : randomArray(m * ldc, key: key + 2)
         let c0 = c
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-            if nt {
-                ek_sgemm_nt(Int32(m), Int32(n), Int32(k), pa.baseAddress!, Int32(lda), pb.baseAddress!, Int32(ldb), beta, pc.baseAddress!, Int32(ldc))
-            } else {
-                ek_sgemm_nn(Int32(m), Int32(n), Int32(k), pa.baseAddress!, Int32(lda), pb.baseAddress!, Int32(ldb), beta, pc.baseAddress!, Int32(ldc))
-            }
+            ConvGEMM.kernel(transB: nt, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
+                            beta: beta, c: pc.baseAddress!, ldc: ldc)
         } } }
         let bad = BLASInfo.compare(a: a, b: b, c0: c0, c: c, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
                                    transA: false, transB: nt, alpha: 1, beta: beta)
