@@ -83,13 +83,8 @@ public enum BLASInfo {
                     for (alpha, beta) in [(Float(1), Float(0)), (Float(-0.5), Float(0.3))] {
                         let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 1, ldc = n + 2
                         let rowsA = transA ? k : m, rowsB = transB ? n : k
-                        var a = [Float](repeating: 0, count: rowsA * lda)
-                        var b = [Float](repeating: 0, count: rowsB * ldb)
-                        var c = [Float](repeating: 0, count: m * ldc)
-                        for i in a.indices { a[i] = Float(CounterRNG.uniform(key: key, counter: counter) * 2 - 1); counter += 1 }
-                        for i in b.indices { b[i] = Float(CounterRNG.uniform(key: key, counter: counter) * 2 - 1); counter += 1 }
-                        for i in c.indices { c[i] = beta == 0 ? .nan : Float(CounterRNG.uniform(key: key, counter: counter)); counter += 1 }
-                        let c0 = c
+                        let (a, b, c0) = checkOperands(a: rowsA * lda, b: rowsB * ldb, c: m * ldc, nanC: beta == 0, key: key, counter: &counter)
+                        var c = c0
                         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
                             sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: pa.baseAddress!, lda: lda,
                                   b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
@@ -118,13 +113,8 @@ public enum BLASInfo {
             for transB in [false, true] {
                 for beta in [Float(0), Float(1)] {
                     let lda = k + 3, ldb = (transB ? k : n) + 1, ldc = n + 2
-                    var a = [Float](repeating: 0, count: m * lda)
-                    var b = [Float](repeating: 0, count: (transB ? n : k) * ldb)
-                    var c = [Float](repeating: 0, count: m * ldc)
-                    for i in a.indices { a[i] = Float(CounterRNG.uniform(key: key, counter: counter) * 2 - 1); counter += 1 }
-                    for i in b.indices { b[i] = Float(CounterRNG.uniform(key: key, counter: counter) * 2 - 1); counter += 1 }
-                    for i in c.indices { c[i] = beta == 0 ? .nan : Float(CounterRNG.uniform(key: key, counter: counter)); counter += 1 }
-                    let c0 = c
+                    let (a, b, c0) = checkOperands(a: m * lda, b: (transB ? n : k) * ldb, c: m * ldc, nanC: beta == 0, key: key, counter: &counter)
+                    var c = c0
                     a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
                         ConvGEMM.kernel(transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
                                         beta: beta, c: pc.baseAddress!, ldc: ldc)
@@ -137,6 +127,18 @@ public enum BLASInfo {
                 }
             }
         }
+    }
+
+    /// Self-check operands: A and B uniform in [-1, 1), C uniform in [0, 1) or all NaN (beta = 0 must ignore it).
+    static func checkOperands(a na: Int, b nb: Int, c nc: Int, nanC: Bool, key: UInt64, counter: inout UInt64) -> ([Float], [Float], [Float]) {
+        func draw(_ n: Int, _ f: (Double) -> Float) -> [Float] {
+            let v = (0..<n).map { i in f(CounterRNG.uniform(key: key, counter: counter + UInt64(i))) }
+            counter += UInt64(n)
+            return v
+        }
+        let a = draw(na) { Float($0 * 2 - 1) }, b = draw(nb) { Float($0 * 2 - 1) }
+        let c = draw(nc) { nanC ? .nan : Float($0) }
+        return (a, b, c)
     }
 
     /// Double-precision reference of one sgemm call; returns a description of the first bad element, if any.
