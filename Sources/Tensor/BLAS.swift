@@ -15,13 +15,20 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a
 
 /// The conv layers' skinny products: the project's AVX-512 kernels (CKernels) where they beat OpenBLAS 0.3.21 —
 /// measured (docs/performance.md): NN with M ≤ 128 rows (1.5–2× at M = 32, 1.1–1.4× at 64, 1.0–1.1× at 128: the
-/// im2col bands of the Cout 32–128 layers and the flipped-kernel input gradients) and NT with M ≤ 32 (the dW of the Cout 32 layers, 1.4–1.7×); OpenBLAS elsewhere.
+/// im2col bands of the Cout 32–128 layers and the flipped-kernel input gradients) and NT with M ≤ 32 (the dW of the
+/// Cout 32 layers, 1.4–1.8×) or M ≤ 64 on 64-byte-aligned rows (the grouped layers' dW, 1.02–1.26×); OpenBLAS elsewhere.
 /// The kernels are used only when the CPU has AVX-512 and `EPISODIC_GEMM` is not `blas` (or `useKernels` is off).
 public enum ConvGEMM {
     public static let kernelsAvailable = ek_avx512_available() != 0
     nonisolated(unsafe) public static var useKernels = kernelsAvailable && ConvGEMM.environmentAllows()
     static let nnMaxRows = 128
     static let ntMaxRows = 32
+    /// NT with M ≤ 64 wins only on 64-byte-aligned rows (1.02–1.26× vs 0.93× when it has to copy misaligned tiles).
+    static let ntAlignedMaxRows = 64
+
+    /// Every row of a row-major operand with leading dimension `ld` starts on a 64-byte boundary.
+    @inline(__always)
+    static func aligned(_ p: UnsafePointer<Float>, _ ld: Int) -> Bool { ld % 16 == 0 && UInt(bitPattern: p) % 64 == 0 }
 
     static func environmentAllows() -> Bool {
         guard let v = getenv("EPISODIC_GEMM") else { return true }
@@ -29,7 +36,7 @@ public enum ConvGEMM {
     }
 
     /// "avx512 kernels + OpenBLAS" or "OpenBLAS", for logs and benchmark output.
-    public static var description: String { useKernels ? "episodic AVX-512 kernels (NN M ≤ 128, NT M ≤ 32) + OpenBLAS" : "OpenBLAS only" }
+    public static var description: String { useKernels ? "episodic AVX-512 kernels (NN M ≤ 128, NT M ≤ 32, or ≤ 64 aligned) + OpenBLAS" : "OpenBLAS only" }
 }
 
 extension ConvGEMM {
@@ -47,7 +54,8 @@ extension ConvGEMM {
 func convGEMM(transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
               ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
-    if ConvGEMM.useKernels && k > 0 && m <= (transB ? ConvGEMM.ntMaxRows : ConvGEMM.nnMaxRows) {
+    if ConvGEMM.useKernels && k > 0 && (m <= (transB ? ConvGEMM.ntMaxRows : ConvGEMM.nnMaxRows) ||
+                                        (transB && m <= ConvGEMM.ntAlignedMaxRows && ConvGEMM.aligned(a, lda) && ConvGEMM.aligned(b, ldb))) {
         ConvGEMM.kernel(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     } else {
         sgemm(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)

@@ -45,7 +45,7 @@ final class ConvKernelTests: XCTestCase {
         for (m, n, k) in [(32, 896, 288), (64, 455, 576), (32, 1000, 64), (128, 100, 1152)] {
             for beta: Float in [0, 1] { check(nt: false, m: m, n: n, k: k, beta: beta, key: key); key += 7 }
         }
-        for (m, n, k) in [(32, 288, 910), (32, 70, 3000)] {
+        for (m, n, k) in [(32, 288, 910), (32, 70, 3000), (64, 70, 2048)] {
             for beta: Float in [0, 1] { check(nt: true, m: m, n: n, k: k, beta: beta, key: key); key += 7 }
         }
     }
@@ -71,7 +71,8 @@ final class ConvKernelTests: XCTestCase {
 
     /// A Cout-32 conv over bands (the 128² layers' path) and a grouped one: kernels on vs OpenBLAS only.
     func testConv3x3WithKernelsAgreesWithOpenBLASPath() {
-        for (cin, cout, h, grouped) in [(32, 32, 24, false), (64, 32, 16, false), (32, 32, 8, true)] {
+        // The last case's dW is an aligned M = 64 NT product (ld = 2·8² = 128), which also goes to the kernel.
+        for (cin, cout, h, grouped) in [(32, 32, 24, false), (64, 32, 16, false), (32, 32, 8, true), (64, 64, 8, true)] {
             Conv3x3.groupColumns = grouped ? 2048 : 1
             Conv3x3.tileThreshold = grouped ? 512 * 1024 : 0
             Conv3x3.tileFloats = cin * 9 * h * 5 // bands of 5 rows: a partial last band
