@@ -34,6 +34,15 @@ final class CLITests: XCTestCase {
         XCTAssertGreaterThan(try share(episodic, "IMAT"), try share(random, "IMAT") * 1.2)
     }
 
+    func testEveryCommandHasHelp() throws {
+        for name in ["train", "experiment", "report", "predict", "score", "sampler-stats", "phantom", "preprocess", "inspect",
+                     "dataset", "refine", "bench", "blas", "comm-check"] {
+            let r = try run([name, "--help"], timeout: 30)
+            XCTAssertEqual(r.exitCode, 0, "\(name) --help\n\(r.summary)")
+            XCTAssertTrue(r.stdout.contains("usage: episodic \(name)"), "\(name) --help\n\(r.summary)")
+        }
+    }
+
     func testBadOptionsExitNonZeroWithAClearMessage() throws {
         let r1 = try run(["sampler-stats", "--data", TinyData.dir.path, "--sampler", "bogus"])
         XCTAssertNotEqual(r1.exitCode, 0)
