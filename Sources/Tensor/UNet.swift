@@ -10,15 +10,24 @@ final class BlockBuffers {
     let mask: FloatBuffer
     var dropped = false
     /// The conv's im2col columns kept from a training forward for its dW in backward (grouped small-plane layers
-    /// only, Conv3x3.savedColumnsCount); nil where backward rebuilds them.
-    let cols: FloatBuffer?
+    /// only, Conv3x3.savedColumnsCount floats); nil where backward rebuilds them, and until the first training
+    /// forward at this shape (an inference-only workspace, e.g. validation's, never allocates them).
+    private(set) var cols: FloatBuffer?
+    let colsCount: Int
     init(count: Int, planes: Int, colsCount: Int = 0) {
         y = FloatBuffer(count: count)
         a = FloatBuffer(count: count)
         da = FloatBuffer(count: count)
         stats = FloatBuffer(count: 2 * planes)
         mask = FloatBuffer(count: planes)
-        cols = colsCount > 0 ? FloatBuffer(count: colsCount) : nil
+        self.colsCount = colsCount
+    }
+
+    /// Where a training forward builds its columns (allocated on first use, then reused every step).
+    func columnsForTraining() -> UnsafeMutablePointer<Float>? {
+        guard colsCount > 0 else { return nil }
+        if cols == nil { cols = FloatBuffer(count: colsCount) }
+        return cols?.pointer
     }
 }
 
@@ -242,7 +251,7 @@ public final class UNet {
                     let tp1 = Profiler.start()
                     // Every conv feeds an InstanceNorm, which removes a per-channel constant: its bias is not added.
                     conv.forward(x: x, y: bb.y.pointer, batch: batch, h: h, w: w, params: params, scratch: ws.scratch,
-                                 saveColumns: training ? bb.cols?.pointer : nil, addBias: false)
+                                 saveColumns: training ? bb.columnsForTraining() : nil, addBias: false)
                     Profiler.stop(tp1, "enc\(s).\(j) conv fwd")
                     (h, w) = conv.outputSize(h, w)
                     let tp2 = Profiler.start()
@@ -266,7 +275,7 @@ public final class UNet {
                     let bb = ws.dec[d][j]
                     let tp4 = Profiler.start()
                     decConv[d][j].forward(x: x, y: bb.y.pointer, batch: batch, h: hs, w: wsz, params: params, scratch: ws.scratch,
-                                          saveColumns: training ? bb.cols?.pointer : nil, addBias: false)
+                                          saveColumns: training ? bb.columnsForTraining() : nil, addBias: false)
                     Profiler.stop(tp4, "dec\(d).\(j) conv fwd")
                     bb.dropped = decDrop[d][j].makeMask(bb.mask.pointer, batch: batch, key: dropout, training: training)
                     if bb.dropped { Dropout2D.apply(bb.y.pointer, mask: bb.mask.pointer, batch: batch, channels: f, plane: plane) }

@@ -120,6 +120,11 @@ final class UNetTests: XCTestCase {
         }
         XCTAssertEqual(mixed, rebuilt)
         XCTAssertTrue(kept.contains { $0 != 0 })
+        // An inference-only workspace (another batch size, as validation uses) never allocates columns.
+        _ = try net.forward(input: Array(a[0..<(2 * h * w)]), batch: 2, height: h, width: w, training: false, dropout: key)
+        XCTAssertEqual(net.workspaces.last?.batch, 2)
+        XCTAssertGreaterThan(net.workspaces.last?.enc[2][1].colsCount ?? 0, 0, "the 4×4 layer still takes the grouped path")
+        XCTAssertNil(net.workspaces.last?.enc[2][1].cols)
     }
 
     func testBucketOrderAndWorkspaceReuse() throws {
