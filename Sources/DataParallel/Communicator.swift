@@ -211,11 +211,12 @@ extension Communicator {
     /// True on every rank iff at least one rank passed true.
     public func anyRank(_ flag: Bool) throws -> Bool { try allReduceMax(flag ? 1 : 0) == 1 }
 
-    /// Prints to standard error on rank 0 only, so a refusal shows once rather than once per rank.
+    /// Communicators without reusable requests start a new one.
     public func iallReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>, reusing spare: CommRequest?) throws -> CommRequest {
         try iallReduceSum(buffer)
     }
 
+    /// Prints to standard error on rank 0 only, so a refusal shows once rather than once per rank.
     public func printOnRoot(_ message: String) {
         guard rank == 0 else { return }
         FileHandle.standardError.write(Data((message + "\n").utf8))

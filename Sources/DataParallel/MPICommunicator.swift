@@ -83,7 +83,7 @@ func check(_ rc: Int32, _ operation: @autoclosure () -> String) throws {
 /// step's bucket reductions do not allocate.
 final class MPIRequest: CommRequest {
     private var requests: [MPI_Request?]
-    private var operation: String
+    private let operation: String
     /// Floats covered, for error messages (built only when an error is thrown).
     private var elements: Int
     private(set) var done = false

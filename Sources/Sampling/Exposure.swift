@@ -23,12 +23,11 @@ public struct ExposureCounter: Codable, Sendable, Equatable {
         targetSlices = [Int](repeating: 0, count: numClasses)
     }
 
-    /// Records an episode's target classes, each with the slices drawn for it.
-    public mutating func addEpisode(classes: [Int], slicesPerClass: Int) {
-        for c in classes where c >= 0 && c < numClasses { targetSlices[c] += slicesPerClass }
-    }
-
-    public mutating func add(batch: [Int], pool: SlicePool) {
+    /// Records one batch; `episodeClasses` (the episodic sampler's targets for it) splits the batch evenly over them.
+    public mutating func add(batch: [Int], pool: SlicePool, episodeClasses: [Int]? = nil) {
+        if let cls = episodeClasses, !cls.isEmpty {
+            for c in cls where c >= 0 && c < numClasses { targetSlices[c] += batch.count / cls.count }
+        }
         for id in batch {
             guard let pos = pool.position(ofSliceID: id) else { unknownSlices += 1; continue }
             slicesDrawn += 1

@@ -67,6 +67,12 @@ func col2im3x3(_ dcol: UnsafePointer<Float>, ld: Int, channels: Int, height h: I
     }
 }
 
+/// y[c, p] += bias[c] over one sample's [channels, plane] output.
+@inline(__always)
+func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, channels: Int, plane: Int) {
+    for c in 0..<channels { let b = bias[c], r = y + c * plane; for p in 0..<plane { r[p] += b } }
+}
+
 /// Scratch shared by all convolutions of one workspace: the column matrix, its gradient and a group output.
 /// Large-plane layers run one sample per worker thread (BLAS single-threaded inside), so im2col/col2im and the
 /// bias loops are parallel too; each worker has its own column buffers and dW/db partial sums.
@@ -165,7 +171,7 @@ struct Conv3x3 {
 
     /// Floats a training forward keeps for backward's dW: the grouped path's whole column matrix, K × batch·plane
     /// (0 for the per-sample path, which rebuilds its L2-sized bands instead). Rebuilding it was ~6 % of a 64² step;
-    /// at 128² batch 8 it costs ~240 MB over all layers.
+    /// at 128² batch 8 it costs ~285 MB over all layers.
     func savedColumnsCount(batch: Int, h: Int, w: Int) -> Int {
         let (ho, wo) = outputSize(h, w)
         return Conv3x3.groupSize(batch: batch, outPlane: ho * wo) > 1 ? k * batch * ho * wo : 0
@@ -199,7 +205,7 @@ struct Conv3x3 {
                         convGEMM(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
                         r0 += rc
                     }
-                    if addBias { for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } } }
+                    if addBias { addChannelBias(yn, bp, channels: cout, plane: plane) }
                     n += nw
                 }
             }
@@ -220,7 +226,7 @@ struct Conv3x3 {
             if gn == 1 {
                 let yn = y + n0 * cout * plane
                 convGEMM(m: cout, n: plane, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: yn, ldc: plane)
-                if addBias { for co in 0..<cout { let b = bp[co], r = yn + co * plane; for p in 0..<plane { r[p] += b } } }
+                if addBias { addChannelBias(yn, bp, channels: cout, plane: plane) }
             } else {
                 let t = scratch.tmp.pointer
                 convGEMM(m: cout, n: ld, k: k, a: wp, lda: k, b: col, ldb: ld, beta: 0, c: t, ldc: ld)
@@ -383,7 +389,7 @@ struct Conv1x1 {
         for n in 0..<batch {
             let yn = y + n * cout * plane
             sgemm(m: cout, n: plane, k: cin, a: params + weight, lda: cin, b: x + n * cin * plane, ldb: plane, beta: 0, c: yn, ldc: plane)
-            for co in 0..<cout { let b = params[bias + co], r = yn + co * plane; for p in 0..<plane { r[p] += b } }
+            addChannelBias(yn, params + bias, channels: cout, plane: plane)
         }
     }
 

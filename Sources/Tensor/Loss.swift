@@ -223,35 +223,24 @@ public final class SegmentationLoss {
         }}}}
     }
 
-    private struct DiceTerms {
-        var dc: [Double]        // per foreground class
-        var coefP: [Double]     // ∂D/∂p_c for every valid pixel (from the denominator)
-        var coefY: [Double]     // extra ∂D/∂p_c where y = c (from the intersection)
-    }
-
-    private func diceTerms(_ s: LossSums) -> DiceTerms {
-        let F = numClasses - 1
-        var t = DiceTerms(dc: [Double](repeating: 0, count: F), coefP: [Double](repeating: 0, count: F),
-                          coefY: [Double](repeating: 0, count: F))
-        for k in 0 ..< F {
-            let num = 2 * s.intersection[k] + smooth
-            let raw = s.targetSum[k] + s.predSum[k] + smooth
-            // torch.clip(x, 1e-8): the gradient passes only where x ≥ min.
-            let den = max(raw, 1e-8)
-            t.dc[k] = num / den
-            // D = −(1/F) Σ dc_k;  ∂dc_k/∂p_{n,k} = m_n (2 y_{n,k} / den − num / den² · [raw ≥ 1e-8]).
-            t.coefY[k] = -(2 / den) / Double(F)
-            t.coefP[k] = raw >= 1e-8 ? (num / (den * den)) / Double(F) : 0
-        }
-        return t
+    /// Foreground class k's (0-based) soft Dice dc and its gradient coefficients: coefP, ∂D/∂p_c for every valid pixel
+    /// (from the denominator), and coefY, the extra ∂D/∂p_c where y = c (from the intersection).
+    @inline(__always)
+    private func diceTerms(_ s: LossSums, _ k: Int) -> (dc: Double, coefP: Double, coefY: Double) {
+        let F = Double(numClasses - 1)
+        let num = 2 * s.intersection[k] + smooth
+        let raw = s.targetSum[k] + s.predSum[k] + smooth
+        // torch.clip(x, 1e-8): the gradient passes only where x ≥ min.
+        let den = max(raw, 1e-8)
+        // D = −(1/F) Σ dc_k;  ∂dc_k/∂p_{n,k} = m_n (2 y_{n,k} / den − num / den² · [raw ≥ 1e-8]).
+        return (num / den, raw >= 1e-8 ? (num / (den * den)) / F : 0, -(2 / den) / F)
     }
 
     /// The loss of the (global) batch whose sums are `global`.
     public func value(global s: LossSums) -> LossValue {
-        let ce = s.ceCount > 0 ? s.ceSum / s.ceCount : 0
-        let t = diceTerms(s)
-        let dice = -t.dc.reduce(0, +) / Double(max(t.dc.count, 1))
-        return LossValue(total: ceWeight * ce + diceWeight * dice, ce: ce, dice: dice, perClassDice: t.dc)
+        var v = LossValue(total: 0, ce: 0, dice: 0, perClassDice: [])
+        value(global: s, into: &v)
+        return v
     }
 
     /// `value(global:)` written into `out`, reusing its perClassDice storage (no allocation when uniquely held).
@@ -260,7 +249,7 @@ public final class SegmentationLoss {
         if out.perClassDice.count != F { out.perClassDice = [Double](repeating: 0, count: F) }
         var sum = 0.0
         for k in 0 ..< F {
-            let dc = (2 * s.intersection[k] + smooth) / max(s.targetSum[k] + s.predSum[k] + smooth, 1e-8)
+            let dc = diceTerms(s, k).dc
             out.perClassDice[k] = dc
             sum += dc
         }
@@ -276,17 +265,15 @@ public final class SegmentationLoss {
         precondition(probs.count == batch * C * P, "SegmentationLoss.gradient called before partialSums")
         let ignore: Int = ignoreLabel.map { Int($0) } ?? -1
         let ceScale = s.ceCount > 0 ? ceWeight / s.ceCount : 0
-        // Per class k: g_k = coefP_k + coefY_k·[y=k] (k ≥ 1), g_0 = 0, scaled by the Dice weight (the diceTerms
-        // formulas, on stack scratch instead of arrays: no allocation per step).
+        // Per class k: g_k = coefP_k + coefY_k·[y=k] (k ≥ 1), g_0 = 0, scaled by the Dice weight (on stack scratch:
+        // no allocation per step).
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * C) { tmp in
         let gP = tmp.baseAddress!, gY = gP + C, g = gP + 2 * C
         gP.initialize(repeating: 0, count: 3 * C)
         for k in 1 ..< C {
-            let num = 2 * s.intersection[k - 1] + smooth
-            let raw = s.targetSum[k - 1] + s.predSum[k - 1] + smooth
-            let den = max(raw, 1e-8)
-            gY[k] = diceWeight * (-(2 / den) / Double(C - 1))
-            gP[k] = diceWeight * (raw >= 1e-8 ? (num / (den * den)) / Double(C - 1) : 0)
+            let t = diceTerms(s, k - 1)
+            gY[k] = diceWeight * t.coefY
+            gP[k] = diceWeight * t.coefP
         }
         probs.withUnsafeBufferPointer { pr in
         labels.withUnsafeBufferPointer { lab in

@@ -38,6 +38,9 @@ public struct StepTiming: Codable, Sendable {
     /// Median over steps of the slowest rank's compute time and of the exposed (waited-for) communication.
     public var medianCompute: Double
     public var medianCommWait: Double
+    /// The benchmarked network's size and analytic forward FLOPs per image (so callers need not build another one).
+    public var parameters: Int
+    public var forwardFLOPsPerImage: Double
     public var imagesPerSecond: Double { Double(globalBatch) / medianStep }
 }
 
@@ -64,7 +67,8 @@ public enum StepBenchmark {
             perStep?(i - warmup, times.last ?? 0)
         }
         return StepTiming(ranks: comm.size, blasThreads: BLASInfo.threads, globalBatch: globalBatch,
-                          medianStep: median(times), medianCompute: median(compute), medianCommWait: median(wait))
+                          medianStep: median(times), medianCompute: median(compute), medianCommWait: median(wait),
+                          parameters: net.parameterCount, forwardFLOPsPerImage: net.forwardFLOPs(height: size, width: size))
     }
 
     public static func median(_ xs: [Double]) -> Double {

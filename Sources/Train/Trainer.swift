@@ -129,10 +129,7 @@ public final class Trainer {
             guard value.total.isFinite else {
                 throw TrainError("iteration \(t): the loss is \(value.total); lower optimizer.lr or check the data")
             }
-            state.exposure.add(batch: batch, pool: data.pool)
-            if let cls = sampler.episodeClasses(iteration: t), !cls.isEmpty {
-                state.exposure.addEpisode(classes: cls, slicesPerClass: batch.count / cls.count)
-            }
+            state.exposure.add(batch: batch, pool: data.pool, episodeClasses: sampler.episodeClasses(iteration: t))
             state.lossSinceLastRow += value.total
             state.itersSinceLastRow += 1
             state.iteration = t + 1

@@ -55,12 +55,12 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
             var r = [Double](repeating: 0, count: world)  // each rank fills its own slot; the sum gathers them
             r[comm.rank] = BLASInfo.sgemmRate(repeats: 5)
             try r.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
-            if r.reduce(0, +) > peak ?? 0 { peak = r.reduce(0, +); peakPerRank = r }
+            let total = r.reduce(0, +)
+            if total > peak ?? 0 { peak = total; peakPerRank = r }
         }
     }
     Profiler.enabled = false
-    let flopsPerImage = 3 * (try UNet(config: config, seed: 0)).forwardFLOPs(height: size, width: size)
-    let gflops = flopsPerImage * Double(batch) / dp.medianStep / 1e9
+    let gflops = 3 * dp.forwardFLOPsPerImage * Double(batch) / dp.medianStep / 1e9
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     let peakMB = try comm.allReduceMax(Double(usage.ru_maxrss) / 1024) // Linux reports KiB; the largest rank
@@ -83,7 +83,7 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     defer { MPIRuntime.finalize() }
     guard comm.rank == 0 else { return 0 }
     var obj: [String: Any] = ["median_step_s": dp.medianStep, "images_per_s": dp.imagesPerSecond, "gflops": gflops,
-                              "params": try UNet(config: config, seed: 0).parameterCount, "peak_rss_mb": peakMB, "blas_core": BLASInfo.coreName,
+                              "params": dp.parameters, "peak_rss_mb": peakMB, "blas_core": BLASInfo.coreName,
                               "blas_threads": BLASInfo.threads, "conv_gemm": ConvGEMM.description, "cpu_s_per_step": cpuPerStep, "sgemm_gflops": sgemmRate,
                               "size": size, "batch": batch, "steps": steps, "ranks": world,
                               "compute_s": dp.medianCompute, "exposed_comm_s": dp.medianCommWait,

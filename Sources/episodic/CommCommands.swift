@@ -1,5 +1,6 @@
 import DataParallel
 import Foundation
+import Train
 
 /// `episodic comm-check`: a self-test of the communication layer, run under mpirun (or alone, size 1). Every check
 /// uses values whose result is known exactly; each rank verifies its own copy, the ranks agree on pass/fail, and
@@ -363,7 +364,7 @@ private struct CommCheck {
         let localOK = ok
         let agreed = try c.allAgree(localOK)
         if !agreed { failures.append("bench") }
-        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+        let median = StepBenchmark.median
         let bytes = Double(n * MemoryLayout<Float>.stride)
         let p = Double(c.size)
         let med = median(blocking)

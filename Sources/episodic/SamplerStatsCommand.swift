@@ -26,8 +26,7 @@ let samplerStatsCommand = Command(name: "sampler-stats", summary: "draw batches 
     var exposure = ExposureCounter(numClasses: run.store.numClasses)
     for t in 0..<iterations {
         let b = s.batch(iteration: t)
-        exposure.add(batch: b, pool: run.pool)
-        if let cls = s.episodeClasses(iteration: t), !cls.isEmpty { exposure.addEpisode(classes: cls, slicesPerClass: b.count / cls.count) }
+        exposure.add(batch: b, pool: run.pool, episodeClasses: s.episodeClasses(iteration: t))
     }
     let report = exposure.report(pool: run.pool)
     if json {
