@@ -14,6 +14,9 @@ void ek_sgemm_nn(int M, int N, int K, const float *A, int lda, const float *B, i
 void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
 }
+void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float *col, int ld, int row_start, int row_count) {
+    (void)x; (void)channels; (void)h; (void)w; (void)stride; (void)col; (void)ld; (void)row_start; (void)row_count;
+}
 #else
 
 #include <immintrin.h>
@@ -398,6 +401,64 @@ EK_TARGET void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const f
                         const float *pf = nrow < M ? A + (size_t)nrow * lda + k0 : at;
                         nt_dispatch(RA, RB, kc, at, ldat, ap + (size_t)j0 * kcp, kcp,
                                     C + (size_t)i0 * ldc + jb + j0, ldc, ow, pf);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* im2col for a 3x3 kernel, padding 1, stride 1 or 2 (the contract of the    */
+/* Swift im2col3x3). Each output row segment is one shifted (or, stride 2,   */
+/* de-interleaved) input row: masked 16-lane loads give the zero padding, so */
+/* there is no per-row memmove call and no scalar edge loop.                 */
+/* ------------------------------------------------------------------------ */
+
+/* Bits lo..hi-1 of a 32-bit mask (empty when hi <= lo); lo, hi in 0..32. */
+EK_INLINE uint32_t ek_bits(int lo, int hi) {
+    if (hi <= lo)
+        return 0u;
+    const uint32_t up = hi >= 32 ? 0xFFFFFFFFu : ((1u << hi) - 1u);
+    const uint32_t down = lo <= 0 ? 0u : ((1u << lo) - 1u);
+    return up & ~down;
+}
+
+EK_TARGET void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float *col, int ld, int row_start,
+                            int row_count) {
+    const int wo = (w - 1) / stride + 1;
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int c = 0; c < channels; c++) {
+        const float *xc = x + (size_t)c * h * w;
+        for (int kh = 0; kh < 3; kh++) {
+            for (int kw = 0; kw < 3; kw++) {
+                float *row = col + (size_t)((c * 3 + kh) * 3 + kw) * ld;
+                const int dx = kw - 1;
+                for (int oh = row_start; oh < row_start + row_count; oh++) {
+                    const int ih = oh * stride + kh - 1;
+                    float *dst = row + (size_t)(oh - row_start) * wo;
+                    if (ih < 0 || ih >= h) {
+                        for (int o = 0; o < wo; o += 16)
+                            _mm512_mask_storeu_ps(dst + o, (__mmask16)ek_bits(0, wo - o), zero);
+                        continue;
+                    }
+                    const float *src = xc + (size_t)ih * w;
+                    for (int o = 0; o < wo; o += 16) {
+                        const __mmask16 sm = (__mmask16)ek_bits(0, wo - o);
+                        if (stride == 1) {
+                            /* lane l reads src[o + l + dx] when 0 <= o + l + dx < w */
+                            const int base = o + dx;
+                            const __mmask16 lm = (__mmask16)ek_bits(-base, w - base);
+                            _mm512_mask_storeu_ps(dst + o, sm, _mm512_maskz_loadu_ps(lm, src + base));
+                        } else {
+                            /* lane l reads src[2(o + l) + dx]: two loads cover 32 inputs, keep the even ones */
+                            const int base = 2 * o + dx;
+                            const uint32_t m = ek_bits(-base, w - base);
+                            const __m512 v0 = _mm512_maskz_loadu_ps((__mmask16)(m & 0xFFFFu), src + base);
+                            const __m512 v1 = _mm512_maskz_loadu_ps((__mmask16)(m >> 16), src + base + 16);
+                            _mm512_mask_storeu_ps(dst + o, sm, _mm512_permutex2var_ps(v0, even, v1));
+                        }
                     }
                 }
             }

@@ -14,6 +14,31 @@ final class ConvKernelTests: XCTestCase {
         Conv3x3.tileThreshold = 512 * 1024
         Conv3x3.tileFloats = 256 * 1024
         Conv3x3.groupColumns = 2048
+        Im2col.useKernel = ConvGEMM.kernelsAvailable
+    }
+
+    /// The vector im2col is the portable one's exact copy: every width remainder of the 16-lane vectors (both edges),
+    /// stride 1 and 2, bands of rows, row strides wider than the band; NaN-filled destinations show unwritten floats,
+    /// and the floats beyond each row's width stay untouched.
+    func testVectorIm2colEqualsPortable() {
+        var key: UInt64 = 900
+        for (h, w) in [(1, 1), (2, 3), (5, 16), (4, 17), (7, 31), (3, 32), (6, 33), (9, 47), (8, 64), (5, 130)] {
+            for s in [1, 2] {
+                let ho = (h - 1) / s + 1, wo = (w - 1) / s + 1, c = 3
+                for (r0, rc) in [(0, ho), (ho / 2, ho - ho / 2), (0, 1)] where rc > 0 {
+                    let ld = rc * wo + Int(key % 5)
+                    let x = randomArray(c * h * w, key: key)
+                    var want = [Float](repeating: .nan, count: c * 9 * ld), got = want
+                    x.withUnsafeBufferPointer { px in
+                        want.withUnsafeMutableBufferPointer { im2col3x3Portable(px.baseAddress!, channels: c, height: h, width: w, stride: s, col: $0.baseAddress!, ld: ld, rowStart: r0, rowCount: rc) }
+                        got.withUnsafeMutableBufferPointer { ek_im2col3x3(px.baseAddress!, Int32(c), Int32(h), Int32(w), Int32(s), $0.baseAddress!, Int32(ld), Int32(r0), Int32(rc)) }
+                    }
+                    let same = zip(want, got).allSatisfy { $0.bitPattern == $1.bitPattern }
+                    XCTAssertTrue(same, "im2col h=\(h) w=\(w) stride=\(s) rows \(r0)+\(rc) ld=\(ld)")
+                    key += 3
+                }
+            }
+        }
     }
 
     /// One kernel call on random data with padded leading dimensions; C starts as NaN when beta = 0.

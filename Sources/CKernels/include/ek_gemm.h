@@ -30,6 +30,12 @@ void ek_sgemm_nn(int M, int N, int K, const float *A, int lda, const float *B, i
 void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
                  int ldc);
 
+/* im2col for a 3x3 kernel, padding 1, stride 1 or 2, over `channels` planes of h x w: row (c*3 + kh)*3 + kw of col
+ * (row stride ld) holds x[c, oh*stride + kh - 1, ow*stride + kw - 1] (0 outside the plane) for the output rows
+ * row_start ..< row_start + row_count, at column (oh - row_start)*wo + ow. An exact copy (no arithmetic). */
+void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float *col, int ld, int row_start,
+                  int row_count);
+
 #ifdef __cplusplus
 }
 #endif
