@@ -14,6 +14,12 @@ void ek_sgemm_nn(int M, int N, int K, const float *A, int lda, const float *B, i
 void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
 }
+void ek_sgemm_nn_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff, float beta, float *C, int ldc) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)boff; (void)beta; (void)C; (void)ldc;
+}
+void ek_sgemm_nt_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff, float beta, float *C, int ldc) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)boff; (void)beta; (void)C; (void)ldc;
+}
 void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float *col, int ld, int row_start, int row_count) {
     (void)x; (void)channels; (void)h; (void)w; (void)stride; (void)col; (void)ld; (void)row_start; (void)row_count;
 }
@@ -53,9 +59,11 @@ int ek_avx512_available(void) {
 #endif
 
 /* One R x (16*W) tile over kc steps. The last of the W vectors is masked when MASKED. */
-EK_TARGET EK_INLINE void nn_tile(const int R, const int W, const int MASKED, int kc, const float *ap, int lda,
-                                 const float *B, int ldb, float *C, int ldc, int load_c, __mmask16 ml,
-                                 int pf, const float *nx, int nx_rows, int nx_lines) {
+/* ROWS: B row k starts at B + off[k] (the implicit-im2col form: rows are shifted views of one padded input) instead
+ * of B + k*ldb; the next strip's rows likewise at nx + nxoff[k]. */
+EK_TARGET EK_INLINE void nn_tile(const int ROWS, const int R, const int W, const int MASKED, int kc, const float *ap,
+                                 int lda, const float *B, int ldb, const int *off, float *C, int ldc, int load_c,
+                                 __mmask16 ml, int pf, const float *nx, const int *nxoff, int nx_rows, int nx_lines) {
     __m512 acc[NN_MR][3];
     for (int r = 0; r < R; r++) {
         for (int w = 0; w < W; w++) {
@@ -70,6 +78,8 @@ EK_TARGET EK_INLINE void nn_tile(const int R, const int W, const int MASKED, int
     }
     const float *b = B;
     for (int k = 0; k < kc; k++) {
+        if (ROWS)
+            b = B + off[k];
         __m512 bv[3];
         for (int w = 0; w < W; w++) {
             if (MASKED && w == W - 1)
@@ -81,12 +91,12 @@ EK_TARGET EK_INLINE void nn_tile(const int R, const int W, const int MASKED, int
             /* Only the first row block of a strip pulls B in: L2 -> L1 a few rows ahead
              * (strides > 2 KB defeat the HW prefetcher), and the next strip memory -> L2. */
             if (k + NN_PF < kc) {
-                const char *p = (const char *)(b + (size_t)NN_PF * ldb);
+                const char *p = (const char *)(ROWS ? B + off[k + NN_PF] : b + (size_t)NN_PF * ldb);
                 for (int w = 0; w < W; w++)
                     _mm_prefetch(p + 64 * w, _MM_HINT_T0);
             }
             if (k < nx_rows) {
-                const char *p = (const char *)(nx + (size_t)k * ldb);
+                const char *p = (const char *)(ROWS ? nx + nxoff[k] : nx + (size_t)k * ldb);
                 for (int w = 0; w < nx_lines; w++)
                     _mm_prefetch(p + 64 * w, _MM_HINT_T1);
             }
@@ -97,7 +107,8 @@ EK_TARGET EK_INLINE void nn_tile(const int R, const int W, const int MASKED, int
                 acc[r][w] = _mm512_fmadd_ps(a, bv[w], acc[r][w]);
         }
         ap += 1;
-        b += ldb;
+        if (!ROWS)
+            b += ldb;
     }
     for (int r = 0; r < R; r++) {
         for (int w = 0; w < W; w++) {
@@ -111,25 +122,31 @@ EK_TARGET EK_INLINE void nn_tile(const int R, const int W, const int MASKED, int
 }
 
 /* Dispatch on the runtime row count R (1..8) to a fully unrolled tile. */
-#define EK_NN_VARIANT(NAME, W, MASKED)                                                                       \
-    EK_TARGET static void NAME(int R, int kc, const float *ap, int lda, const float *B, int ldb, float *C, int ldc,     \
-                               int load_c, __mmask16 ml, int pf, const float *nx, int nxr, int nxl) {         \
-        switch (R) {                                                                                          \
-        case 8: nn_tile(8, W, MASKED, kc, ap, lda, B, ldb, C, ldc, load_c, ml, pf, nx, nxr, nxl); break;                         \
-        case 7: nn_tile(7, W, MASKED, kc, ap, lda, B, ldb, C, ldc, load_c, ml, pf, nx, nxr, nxl); break;                         \
-        case 6: nn_tile(6, W, MASKED, kc, ap, lda, B, ldb, C, ldc, load_c, ml, pf, nx, nxr, nxl); break;                         \
-        case 5: nn_tile(5, W, MASKED, kc, ap, lda, B, ldb, C, ldc, load_c, ml, pf, nx, nxr, nxl); break;                         \
-        case 4: nn_tile(4, W, MASKED, kc, ap, lda, B, ldb, C, ldc, load_c, ml, pf, nx, nxr, nxl); break;                         \
-        case 3: nn_tile(3, W, MASKED, kc, ap, lda, B, ldb, C, ldc, load_c, ml, pf, nx, nxr, nxl); break;                         \
-        case 2: nn_tile(2, W, MASKED, kc, ap, lda, B, ldb, C, ldc, load_c, ml, pf, nx, nxr, nxl); break;                         \
-        default: nn_tile(1, W, MASKED, kc, ap, lda, B, ldb, C, ldc, load_c, ml, pf, nx, nxr, nxl); break;                        \
-        }                                                                                                     \
+#define EK_NN_CASE(RR) \
+    case RR: nn_tile(ROWS, RR, W, MASKED, kc, ap, lda, B, ldb, off, C, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl); break;
+#define EK_NN_VARIANT(NAME, ROWS_, W_, MASKED_)                                                                       \
+    EK_TARGET static void NAME(int R, int kc, const float *ap, int lda, const float *B, int ldb, const int *off,       \
+                               float *C, int ldc, int load_c, __mmask16 ml, int pf, const float *nx,                   \
+                               const int *nxoff, int nxr, int nxl) {                                                   \
+        const int ROWS = ROWS_, W = W_, MASKED = MASKED_;                                                              \
+        switch (R) {                                                                                                   \
+            EK_NN_CASE(8) EK_NN_CASE(7) EK_NN_CASE(6) EK_NN_CASE(5) EK_NN_CASE(4) EK_NN_CASE(3) EK_NN_CASE(2)          \
+        default: nn_tile(ROWS, 1, W, MASKED, kc, ap, lda, B, ldb, off, C, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl);  \
+            break;                                                                                                     \
+        }                                                                                                              \
     }
 
-EK_NN_VARIANT(nn_full, 3, 0)
-EK_NN_VARIANT(nn_tail1, 1, 1)
-EK_NN_VARIANT(nn_tail2, 2, 1)
-EK_NN_VARIANT(nn_tail3, 3, 1)
+EK_NN_VARIANT(nn_full, 0, 3, 0)
+EK_NN_VARIANT(nn_tail1, 0, 1, 1)
+EK_NN_VARIANT(nn_tail2, 0, 2, 1)
+EK_NN_VARIANT(nn_tail3, 0, 3, 1)
+EK_NN_VARIANT(nn_rows_full, 1, 3, 0)
+EK_NN_VARIANT(nn_rows_tail1, 1, 1, 1)
+EK_NN_VARIANT(nn_rows_tail2, 1, 2, 1)
+EK_NN_VARIANT(nn_rows_tail3, 1, 3, 1)
+
+typedef void (*ek_nn_fn)(int, int, const float *, int, const float *, int, const int *, float *, int, int, __mmask16, int,
+                         const float *, const int *, int, int);
 
 /* Splits n into the fewest blocks of at most max, of near-equal size rounded up to a multiple of q. */
 static int ek_block(int n, int max, int q) {
@@ -139,8 +156,11 @@ static int ek_block(int n, int max, int q) {
     return b > max ? max : b;
 }
 
-EK_TARGET static void nn_core(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
-                              float *C, int ldc) {
+/* boff non-NULL: B row k is B + boff[k] (ldb unused). */
+EK_TARGET static void nn_core(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *boff,
+                              float beta, float *C, int ldc) {
+    const ek_nn_fn full = boff ? nn_rows_full : nn_full, t1 = boff ? nn_rows_tail1 : nn_tail1,
+                   t2 = boff ? nn_rows_tail2 : nn_tail2, t3 = boff ? nn_rows_tail3 : nn_tail3;
     const int kcb = ek_block(K, NN_KC_MAX, 8);
     /* Column panels outermost: the C panel stays in L2 across the K blocks, and each
      * 48-column B strip of a K block is reused from L1 by every 8-row block. */
@@ -151,7 +171,8 @@ EK_TARGET static void nn_core(int M, int N, int K, const float *A, int lda, cons
             for (int k0 = 0; k0 < K; k0 += kcb) {
                 const int kc = K - k0 < kcb ? K - k0 : kcb;
                 const int load_c = (k0 > 0) || (beta != 0.0f);
-                const float *bk = B + (size_t)k0 * ldb;
+                const float *bk = boff ? B : B + (size_t)k0 * ldb;
+                const int *offk = boff ? boff + k0 : NULL;
                 for (int jb = j0; jb < j0 + nc; jb += NN_NR) {
                     const int rem = j0 + nc - jb;
                     /* The strip processed after this one, prefetched into L2 during this one. */
@@ -166,10 +187,12 @@ EK_TARGET static void nn_core(int M, int N, int K, const float *A, int lda, cons
                         }
                     }
                     const float *nx = B;
+                    const int *nxoff = boff;
                     int nxr = 0, nxl = 0;
                     if (nj < N) {
                         const int nw = nend - nj < NN_NR ? nend - nj : NN_NR;
-                        nx = B + (size_t)nk * ldb + nj;
+                        nx = boff ? B + nj : B + (size_t)nk * ldb + nj;
+                        nxoff = boff ? boff + nk : NULL;
                         nxr = K - nk < kcb ? K - nk : kcb;
                         nxl = (nw + 15) / 16;
                     }
@@ -179,17 +202,13 @@ EK_TARGET static void nn_core(int M, int N, int K, const float *A, int lda, cons
                         float *c = C + (size_t)(i0 + rb) * ldc + jb;
                         const int pf = (rb == 0);
                         if (rem >= NN_NR) {
-                            nn_full(R, kc, apr, lda, bk + jb, ldb, c, ldc, load_c, 0xFFFF, pf, nx, nxr, nxl);
+                            full(R, kc, apr, lda, bk + jb, ldb, offk, c, ldc, load_c, 0xFFFF, pf, nx, nxoff, nxr, nxl);
                         } else {
                             const int W = (rem + 15) / 16;
                             const int last = rem - 16 * (W - 1);
                             const __mmask16 ml = (__mmask16)((1u << last) - 1u);
-                            if (W == 1)
-                                nn_tail1(R, kc, apr, lda, bk + jb, ldb, c, ldc, load_c, ml, pf, nx, nxr, nxl);
-                            else if (W == 2)
-                                nn_tail2(R, kc, apr, lda, bk + jb, ldb, c, ldc, load_c, ml, pf, nx, nxr, nxl);
-                            else
-                                nn_tail3(R, kc, apr, lda, bk + jb, ldb, c, ldc, load_c, ml, pf, nx, nxr, nxl);
+                            const ek_nn_fn tail = W == 1 ? t1 : (W == 2 ? t2 : t3);
+                            tail(R, kc, apr, lda, bk + jb, ldb, offk, c, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl);
                         }
                     }
                 }
@@ -208,11 +227,18 @@ EK_TARGET void ek_sgemm_nn(int M, int N, int K, const float *A, int lda, const f
     const unsigned mis = (unsigned)(((uintptr_t)B >> 2) & 15u);
     const int head = (ldb % 16 == 0 && ((uintptr_t)B & 3u) == 0 && mis != 0) ? (int)(16u - mis) : 0;
     if (head > 0 && head < N) {
-        nn_core(M, head, K, A, lda, B, ldb, beta, C, ldc);
-        nn_core(M, N - head, K, A, lda, B + head, ldb, beta, C + head, ldc);
+        nn_core(M, head, K, A, lda, B, ldb, NULL, beta, C, ldc);
+        nn_core(M, N - head, K, A, lda, B + head, ldb, NULL, beta, C + head, ldc);
     } else {
-        nn_core(M, N, K, A, lda, B, ldb, beta, C, ldc);
+        nn_core(M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
     }
+}
+
+EK_TARGET void ek_sgemm_nn_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff, float beta,
+                                float *C, int ldc) {
+    if (M <= 0 || N <= 0 || K <= 0)
+        return;
+    nn_core(M, N, K, A, lda, B, 0, boff, beta, C, ldc);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -341,8 +367,28 @@ EK_TARGET static void nt_pack(int rows, int kc, int kcp, const float *src, int l
     }
 }
 
+/* nt_pack for rows at src + off[r] (the implicit-im2col operand). */
+EK_TARGET static void nt_pack_rows(int rows, int kc, int kcp, const float *src, const int *off, float *dst) {
+    for (int r = 0; r < rows; r++)
+        nt_pack(1, kc, kcp, src + off[r], 0, dst + (size_t)r * kcp);
+}
+
+/* boff non-NULL: B's row j is B + boff[j] (ldb unused); such rows are always packed. */
+EK_TARGET static void nt_core(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *boff,
+                              float beta, float *C, int ldc);
+
 EK_TARGET void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                            float *C, int ldc) {
+    nt_core(M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
+}
+
+EK_TARGET void ek_sgemm_nt_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff,
+                                float beta, float *C, int ldc) {
+    nt_core(M, N, K, A, lda, B, 0, boff, beta, C, ldc);
+}
+
+EK_TARGET static void nt_core(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *boff,
+                              float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0 || K <= 0)
         return;
     /* Operand rows are copied to 64-byte-aligned stack panels (36 KB in all): with an
@@ -366,9 +412,13 @@ EK_TARGET void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const f
                 nt_pack(ma, kc, kcp, A + (size_t)ib * lda + k0, lda, ap);
                 for (int j0 = 0; j0 < N; j0 += NT_NR) {
                     const int RB = N - j0 < NT_NR ? N - j0 : NT_NR;
-                    const float *bt = B + (size_t)j0 * ldb + k0;
+                    const float *bt = boff ? B + k0 : B + (size_t)j0 * ldb + k0;
                     int ldbt = ldb;
-                    if ((ldb & 15) != 0 || ((uintptr_t)bt & 63u) != 0) { /* only misaligned rows need a copy */
+                    if (boff) {
+                        nt_pack_rows(RB, kc, kcp, B + k0, boff + j0, tp);
+                        bt = tp;
+                        ldbt = kcp;
+                    } else if ((ldb & 15) != 0 || ((uintptr_t)bt & 63u) != 0) { /* only misaligned rows need a copy */
                         nt_pack(RB, kc, kcp, bt, ldb, tp);
                         bt = tp;
                         ldbt = kcp;
@@ -376,7 +426,7 @@ EK_TARGET void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const f
                     for (int i0 = 0; i0 < ma; i0 += NT_MR) {
                         const int RA = ma - i0 < NT_MR ? ma - i0 : NT_MR;
                         const int nrow = j0 + NT_NR + (i0 / NT_MR) % NT_NR;
-                        const float *pf = nrow < N ? B + (size_t)nrow * ldb + k0 : bt;
+                        const float *pf = nrow < N ? (boff ? B + boff[nrow] : B + (size_t)nrow * ldb) + k0 : bt;
                         nt_dispatch(RA, RB, kc, ap + (size_t)i0 * kcp, kcp, bt, ldbt,
                                     C + (size_t)(ib + i0) * ldc + j0, ldc, ow, pf);
                     }
@@ -385,7 +435,10 @@ EK_TARGET void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const f
         } else {
             for (int jb = 0; jb < N; jb += NT_MA) {
                 const int na = N - jb < NT_MA ? N - jb : NT_MA;
-                nt_pack(na, kc, kcp, B + (size_t)jb * ldb + k0, ldb, ap);
+                if (boff)
+                    nt_pack_rows(na, kc, kcp, B + k0, boff + jb, ap);
+                else
+                    nt_pack(na, kc, kcp, B + (size_t)jb * ldb + k0, ldb, ap);
                 for (int i0 = 0; i0 < M; i0 += NT_MR) {
                     const int RA = M - i0 < NT_MR ? M - i0 : NT_MR;
                     const float *at = A + (size_t)i0 * lda + k0;

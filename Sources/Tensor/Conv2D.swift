@@ -22,6 +22,8 @@ func im2col3x3(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w:
 enum Im2col {
     /// The vector im2col (an exact copy, so results are bit-identical either way); tests switch it off to compare.
     nonisolated(unsafe) static var useKernel = ConvGEMM.kernelsAvailable
+    /// The implicit im2col of the stride-1 large-plane layers (ImplicitIm2col); tests switch it off to compare.
+    nonisolated(unsafe) static var useImplicit = true
 }
 
 /// The reference im2col (any CPU).
@@ -113,7 +115,22 @@ final class ConvScratch {
         flipped = f
         return f.pointer
     }
+    /// Per-worker row-offset tables of the implicit-im2col GEMM (one Int32 per row of K); grown on first use.
+    private var offsets: [UnsafeMutablePointer<Int32>?]
+    private var offsetCapacity: [Int]
+    func rowOffsets(worker: Int, count: Int) -> UnsafeMutablePointer<Int32> {
+        if let o = offsets[worker], offsetCapacity[worker] >= count { return o }
+        offsets[worker]?.deallocate()
+        let o = UnsafeMutablePointer<Int32>.allocate(capacity: count)
+        offsets[worker] = o
+        offsetCapacity[worker] = count
+        return o
+    }
+    deinit { for o in offsets { o?.deallocate() } }
+
     init(colCount: Int, tmpCount: Int, workers: Int = 1, workerColCount: Int = 0, workerDWCount: Int = 0) {
+        offsets = Array(repeating: nil, count: max(1, workers))
+        offsetCapacity = Array(repeating: 0, count: max(1, workers))
         col = FloatBuffer(count: colCount)
         dcol = FloatBuffer(count: colCount)
         tmp = FloatBuffer(count: tmpCount)
@@ -134,6 +151,80 @@ func parallelWorkers(_ n: Int, _ body: (Int) -> Void) {
     BLASInfo.setThreads(1)
     DispatchQueue.concurrentPerform(iterations: n, execute: body)
     BLASInfo.setThreads(saved)
+}
+
+/// Implicit im2col for a stride-1 3×3 conv (padding 1) over a band of output rows: the input rows the band reads,
+/// r0 − 1 ..< r0 + rc + 1, are copied with a zero border into `band` as [channels, rows + 2, w + 2] (channel stride
+/// `cs`); im2col row (c, kh, kw) is then the shifted view band + c·cs + kh·(w + 2) + kw of length (rc − 1)·(w + 2) + w,
+/// over "padded-width" output positions p′ = r·(w + 2) + j (j ≥ w are junk columns, dropped by `scatterBand`). The GEMM
+/// reads those views in place (ek_sgemm_nn_rows): ~9× less copying than writing the column matrix, whose stores were
+/// ~9 % of a 128² step for the Cout 32/64 layers.
+enum ImplicitIm2col {
+    /// Layer passes (forward or backward) that took the implicit path: tests check theirs did.
+    nonisolated(unsafe) static var passes = 0
+
+    /// Target size of a padded input band (tests lower it to get several bands and a partial last one).
+    nonisolated(unsafe) static var bandFloats = 128 * 1024
+
+    /// Output rows per band: the padded input band of `channels` about `bandFloats` (half of L2), at most `ho`.
+    static func bandRows(ho: Int, w: Int, channels: Int) -> Int {
+        let r = max(1, min(ho, bandFloats / max(1, channels * (w + 2)) - 2))
+        let nb = (ho + r - 1) / r
+        return (ho + nb - 1) / nb  // balanced bands
+    }
+
+    static func padBand(_ x: UnsafePointer<Float>, channels: Int, h: Int, w: Int, r0: Int, rc: Int,
+                        band: UnsafeMutablePointer<Float>, cs: Int) {
+        let wp = w + 2
+        for c in 0..<channels {
+            let xc = x + c * h * w, bc = band + c * cs
+            for br in 0..<(rc + 2) {
+                let ih = r0 - 1 + br, row = bc + br * wp
+                if ih < 0 || ih >= h { zeroFill(row, wp); continue }
+                row[0] = 0
+                (row + 1).update(from: xc + ih * w, count: w)
+                row[w + 1] = 0
+            }
+        }
+    }
+
+    static func fillOffsets(_ off: UnsafeMutablePointer<Int32>, channels: Int, cs: Int, w: Int) {
+        let wp = w + 2
+        for c in 0..<channels { for kh in 0..<3 { for kw in 0..<3 { off[(c * 3 + kh) * 3 + kw] = Int32(c * cs + kh * wp + kw) } } }
+    }
+
+    /// Columns of the band GEMM: up to the last valid output of the band's last row.
+    static func columns(rc: Int, w: Int) -> Int { (rc - 1) * (w + 2) + w }
+
+    /// out [channels, rc·(w + 2)] (padded width) → rows r0 ..< r0 + rc of dst [channels, h, w], written or added.
+    static func scatterBand(_ out: UnsafePointer<Float>, channels: Int, h: Int, w: Int, r0: Int, rc: Int,
+                            into dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        let wp = w + 2, ld = rc * wp
+        for c in 0..<channels {
+            for r in 0..<rc {
+                let src = out + c * ld + r * wp, d = dst + c * h * w + (r0 + r) * w
+                if accumulate { addInPlace(d, src, w) } else { d.update(from: src, count: w) }
+            }
+        }
+    }
+
+    /// Band rows for a backward whose buffers are the worker's column buffers: the x band in `col`, the dy band and the
+    /// input-gradient band in `dcol`; nil when even one row does not fit.
+    static func fittingRows(ho: Int, w: Int, cin: Int, cout: Int, colCapacity: Int, dcolCapacity: Int) -> Int? {
+        let wp = w + 2
+        var r = bandRows(ho: ho, w: w, channels: cin)
+        while r >= 1 && (cin * (r + 2) * wp > colCapacity || cout * (r + 2) * wp + cin * r * wp > dcolCapacity) { r -= 1 }
+        guard r >= 1 else { return nil }
+        let nb = (ho + r - 1) / r
+        return (ho + nb - 1) / nb
+    }
+
+    /// dW through the NT kernel over implicit rows: it copies each row tile into an aligned L1 panel, which wins
+    /// over writing the column matrix for Cout ≤ 64 (the NT kernel's measured range).
+    static let maxWeightGradientRows = 64
+
+    /// Whether the implicit form applies: the project's NN kernel (M ≤ its row limit) on this CPU.
+    static func usable(m: Int) -> Bool { ConvGEMM.useKernels && Im2col.useImplicit && m <= ConvGEMM.nnMaxRows }
 }
 
 /// 3×3 convolution, padding 1, stride 1 or 2, with bias. Weight [cout, cin, 3, 3] at `weight` in the arena, bias
@@ -213,13 +304,29 @@ struct Conv3x3 {
             // One sample per worker; bands of output rows when a sample's column matrix exceeds L2.
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             let nw = min(scratch.workers, batch)
+            // Implicit im2col when its band buffers fit the worker's column buffers (not for Cin = 1: K = 9).
+            let ir = ImplicitIm2col.bandRows(ho: ho, w: w, channels: cin), cs = (ir + 2) * (w + 2)
+            let implicit = stride == 1 && cin > 1 && ImplicitIm2col.usable(m: cout) &&
+                cin * cs <= scratch.workerCol[0].count && cout * ir * (w + 2) <= scratch.workerDcol[0].count
+            if implicit { ImplicitIm2col.passes += 1 }
             parallelWorkers(nw) { wi in
                 let col = scratch.workerCol[wi].pointer
+                let off = implicit ? scratch.rowOffsets(worker: wi, count: k) : nil
+                if let off { ImplicitIm2col.fillOffsets(off, channels: cin, cs: cs, w: w) }
                 var n = wi
                 while n < batch {
                     let xn = x + n * cin * h * w, yn = y + n * cout * plane
                     var r0 = 0
                     while r0 < ho {
+                        if let off {
+                            let rc = min(ir, ho - r0), out = scratch.workerDcol[wi].pointer
+                            ImplicitIm2col.padBand(xn, channels: cin, h: h, w: w, r0: r0, rc: rc, band: col, cs: cs)
+                            ek_sgemm_nn_rows(Int32(cout), Int32(ImplicitIm2col.columns(rc: rc, w: w)), Int32(k), wp, Int32(k),
+                                             col, off, 0, out, Int32(rc * (w + 2)))
+                            ImplicitIm2col.scatterBand(out, channels: cout, h: h, w: w, r0: r0, rc: rc, into: yn, accumulate: false)
+                            r0 += rc
+                            continue
+                        }
                         let rc = min(rows, ho - r0), pb = rc * wo
                         im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
                         convGEMM(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
@@ -296,6 +403,14 @@ struct Conv3x3 {
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             let nw = min(scratch.workers, batch)
             let kw = cout * k
+            if stride == 1 && cin > 1 && (dx == nil || wfp != nil) && cout <= ImplicitIm2col.maxWeightGradientRows &&
+                ImplicitIm2col.usable(m: cin),
+               let ir = ImplicitIm2col.fittingRows(ho: ho, w: w, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
+                                                   dcolCapacity: scratch.workerDcol[0].count) {
+                backwardImplicit(x: x, dy: dy, dx: dx, accumulate: accumulate, batch: batch, h: h, w: w, rows: ir, wf: wfp,
+                                 dw: dw, db: db, scratch: scratch, biasGradient: biasGradient)
+                return
+            }
             parallelWorkers(nw) { wi in
                 let col = scratch.workerCol[wi].pointer, dcol = scratch.workerDcol[wi].pointer
                 let dwW = scratch.workerDW[wi].pointer, dbW = dwW + kw
@@ -394,6 +509,57 @@ struct Conv3x3 {
                 }
             }
             n0 += gn
+        }
+    }
+
+    /// Backward of a stride-1, one-sample-per-GEMM layer without column matrices: per band of `rows` output rows the
+    /// x band and the dy band are padded once; dW += dy′·X̃ᵀ (NT over X̃'s shifted rows, dy′ the dy band in
+    /// padded-width layout, zero in the junk columns) and dx = W̃·D̃ (NN over the dy band's shifted rows).
+    private func backwardImplicit(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+                                  accumulate: Bool, batch: Int, h: Int, w: Int, rows: Int, wf: UnsafePointer<Float>?,
+                                  dw: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>, scratch: ConvScratch,
+                                  biasGradient: Bool) {
+        let plane = h * w, wp = w + 2, kf = cout * 9, kw = cout * k
+        let cs = (rows + 2) * wp
+        let nw = min(scratch.workers, batch)
+        ImplicitIm2col.passes += 1
+        parallelWorkers(nw) { wi in
+            let xb = scratch.workerCol[wi].pointer, dyb = scratch.workerDcol[wi].pointer, out = dyb + cout * cs
+            let off = scratch.rowOffsets(worker: wi, count: k + kf), offDY = off + k
+            ImplicitIm2col.fillOffsets(off, channels: cin, cs: cs, w: w)
+            ImplicitIm2col.fillOffsets(offDY, channels: cout, cs: cs, w: w)
+            let dwW = scratch.workerDW[wi].pointer, dbW = dwW + kw
+            zeroFill(dwW, kw + cout)
+            var first = true
+            var n = wi
+            while n < batch {
+                let xn = x + n * cin * plane, dyn = dy + n * cout * plane
+                if biasGradient { for co in 0..<cout { dbW[co] += Float(planeSum(dyn + co * plane, plane)) } }
+                var r0 = 0
+                while r0 < h {
+                    let rc = min(rows, h - r0), cols = ImplicitIm2col.columns(rc: rc, w: w)
+                    ImplicitIm2col.padBand(xn, channels: cin, h: h, w: w, r0: r0, rc: rc, band: xb, cs: cs)
+                    ImplicitIm2col.padBand(dyn, channels: cout, h: h, w: w, r0: r0, rc: rc, band: dyb, cs: cs)
+                    // dy′ starts at padded row 1, column 1 of the dy band: its junk columns are the zero borders.
+                    ek_sgemm_nt_rows(Int32(cout), Int32(k), Int32(cols), dyb + wp + 1, Int32(cs), xb, off, first ? 0 : 1,
+                                     dwW, Int32(k))
+                    first = false
+                    if let dx, let wf {
+                        ek_sgemm_nn_rows(Int32(cin), Int32(cols), Int32(kf), wf, Int32(kf), dyb, offDY, 0, out, Int32(rc * wp))
+                        ImplicitIm2col.scatterBand(out, channels: cin, h: h, w: w, r0: r0, rc: rc, into: dx + n * cin * plane,
+                                                   accumulate: accumulate)
+                    }
+                    r0 += rc
+                }
+                n += nw
+            }
+        }
+        // Sum the workers' partial dW, db (fixed order: deterministic).
+        dw.update(from: scratch.workerDW[0].pointer, count: kw)
+        db.update(from: scratch.workerDW[0].pointer + kw, count: cout)
+        for wi in 1..<max(1, nw) {
+            addInPlace(dw, scratch.workerDW[wi].pointer, kw)
+            addInPlace(db, scratch.workerDW[wi].pointer + kw, cout)
         }
     }
 }

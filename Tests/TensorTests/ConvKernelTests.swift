@@ -15,6 +15,60 @@ final class ConvKernelTests: XCTestCase {
         Conv3x3.tileFloats = 256 * 1024
         Conv3x3.groupColumns = 2048
         Im2col.useKernel = ConvGEMM.kernelsAvailable
+        Im2col.useImplicit = true
+        ImplicitIm2col.bandFloats = 128 * 1024
+    }
+
+    /// The implicit-im2col path (padded bands read in place by the row-offset kernels) against the column-matrix
+    /// path with the same kernels: y and a written dx bit-identical (same NN summation order), dW, db and an accumulated dx
+    /// within float rounding
+    /// (the NT dot products run over the padded-width positions, so their lanes differ). Odd, non-square planes,
+    /// several bands with a partial last one, Cin > Cout (the decoder's concat convs), skip-gradient accumulation.
+    func testImplicitIm2colMatchesColumnPath() {
+        for (cin, cout, h, w, band) in [(8, 8, 13, 21, 8 * 23 * 6), (16, 8, 17, 33, 16 * 35 * 5), (6, 6, 5, 47, 1 << 20)] {
+            Conv3x3.groupColumns = 1
+            Conv3x3.tileThreshold = 0
+            Conv3x3.tileFloats = cin * 9 * w * 3
+            ImplicitIm2col.bandFloats = band
+            let batch = 3
+            let conv = Conv3x3(cin: cin, cout: cout, stride: 1, weight: 0, bias: cout * cin * 9)
+            let params = randomArray(cout * cin * 9 + cout, key: 41, scale: 0.2)
+            let x = randomArray(batch * cin * h * w, key: 42), dy = randomArray(batch * cout * h * w, key: 43)
+            let dx0 = randomArray(x.count, key: 44)
+            let need = conv.scratchNeeds(batch: batch, h: h, w: w)
+            func run(implicit: Bool, accumulate: Bool) -> ([Float], [Float], [Float]) {
+                Im2col.useImplicit = implicit
+                let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 1, workerColCount: need.2, workerDWCount: need.3)
+                var y = [Float](repeating: .nan, count: dy.count), g = [Float](repeating: .nan, count: params.count)
+                var dx = accumulate ? dx0 : [Float](repeating: .nan, count: x.count)
+                x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in dy.withUnsafeBufferPointer { dyp in
+                    y.withUnsafeMutableBufferPointer { yp in g.withUnsafeMutableBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in
+                        conv.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, h: h, w: w, params: pp.baseAddress!, scratch: scratch)
+                        conv.backward(x: xp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!, accumulate: accumulate, batch: batch,
+                                      h: h, w: w, params: pp.baseAddress!, grads: gp.baseAddress!, scratch: scratch)
+                    } } }
+                } } }
+                return (y, g, dx)
+            }
+            for accumulate in [false, true] {
+                let before = ImplicitIm2col.passes
+                let (y1, g1, dx1) = run(implicit: true, accumulate: accumulate)
+                XCTAssertEqual(ImplicitIm2col.passes, before + 2, "forward and backward took the implicit path")
+                let (y0, g0, dx0) = run(implicit: false, accumulate: accumulate)
+                XCTAssertEqual(ImplicitIm2col.passes, before + 2, "the column path ran without it")
+                let what = "\(cin)→\(cout) @\(h)×\(w), accumulate \(accumulate)"
+                XCTAssertTrue(zip(y1, y0).allSatisfy { $0.bitPattern == $1.bitPattern }, "y differs: \(what)")
+                if !accumulate {
+                    XCTAssertTrue(zip(dx1, dx0).allSatisfy { $0.bitPattern == $1.bitPattern }, "dx differs: \(what)")
+                }
+                // Accumulating, the column path adds inside the GEMM (dx + Σ…), the implicit one after it (Σ… + dx).
+                for (name, u, v) in [("dW,db", g1, g0), ("dx", dx1, dx0)] {
+                    let scale = v.map { abs($0) }.max() ?? 1
+                    let worst = zip(u, v).map { abs($0 - $1) }.max() ?? .nan
+                    XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "\(name) \(what): max diff \(worst)")
+                }
+            }
+        }
     }
 
     /// The vector im2col is the portable one's exact copy: every width remainder of the 16-lane vectors (both edges),

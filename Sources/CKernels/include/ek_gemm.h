@@ -26,9 +26,18 @@ int ek_avx512_available(void);
 void ek_sgemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
                  int ldc);
 
+/* ek_sgemm_nn with B's row k at B + boff[k] (N floats each) instead of a leading dimension: the rows of an
+ * implicit im2col are shifted views of one zero-padded input. Same summation order as ek_sgemm_nn. */
+void ek_sgemm_nn_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff, float beta,
+                      float *C, int ldc);
+
 /* C[M x N] = A[M x K] * B[N x K]^T + beta * C (both operands contiguous along K). */
 void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
                  int ldc);
+
+/* ek_sgemm_nt with B's row j at B + boff[j] (K floats each): the weight gradient over implicit-im2col rows. */
+void ek_sgemm_nt_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff, float beta,
+                      float *C, int ldc);
 
 /* im2col for a 3x3 kernel, padding 1, stride 1 or 2, over `channels` planes of h x w: row (c*3 + kh)*3 + kw of col
  * (row stride ld) holds x[c, oh*stride + kh - 1, ow*stride + kw - 1] (0 outside the plane) for the output rows
