@@ -168,6 +168,9 @@ enum ImplicitIm2col {
 
     /// Output rows per band: the padded input band of `channels` about `bandFloats` (half of L2), at most `ho`.
     static func bandRows(ho: Int, w: Int, channels: Int) -> Int {
+        // A small plane is one band even if somewhat larger: the NT weight gradient reduces over the band's columns
+        // and gets slow on short ones (32² planes: 1 band of 1 086 columns instead of 3 of ~370).
+        if channels * (ho + 2) * (w + 2) <= 4 * bandFloats { return ho }
         let r = max(1, min(ho, bandFloats / max(1, channels * (w + 2)) - 2))
         let nb = (ho + r - 1) / r
         return (ho + nb - 1) / nb  // balanced bands
@@ -219,12 +222,18 @@ enum ImplicitIm2col {
         return (ho + nb - 1) / nb
     }
 
-    /// dW through the NT kernel over implicit rows: it copies each row tile into an aligned L1 panel, which wins
-    /// over writing the column matrix for Cout ≤ 64 (the NT kernel's measured range).
-    static let maxWeightGradientRows = 64
+    /// dW through the NT kernel over implicit rows: it copies each row tile into an aligned L1 panel, which measured
+    /// faster than writing the column matrix up to Cout 128 (layer microbenchmarks, docs/performance.md).
+    static let maxWeightGradientRows = 128
 
-    /// Whether the implicit form applies: the project's NN kernel (M ≤ its row limit) on this CPU.
-    static func usable(m: Int) -> Bool { ConvGEMM.useKernels && Im2col.useImplicit && m <= ConvGEMM.nnMaxRows }
+    /// Whether the implicit form can run: the project's kernels on this CPU. Any M: without a column matrix to write,
+    /// the NN kernel wins even where OpenBLAS beats it on an explicit one (M > 128, 0.95×).
+    static func usable() -> Bool { ConvGEMM.useKernels && Im2col.useImplicit }
+
+    /// Planes at least this wide run one sample per GEMM in the implicit form even where the column path would group
+    /// samples (32² planes): a per-sample GEMM has ≥ ~1000 columns there, and the grouped column matrix it replaces
+    /// (75 MB for the 256→128 decoder conv at 128², batch 8) went through memory twice and was kept for backward.
+    static let minGroupedWidth = 32
 }
 
 /// 3×3 convolution, padding 1, stride 1 or 2, with bias. Weight [cout, cin, 3, 3] at `weight` in the arena, bias
@@ -247,6 +256,16 @@ struct Conv3x3 {
     /// Target GEMM width in columns when grouping samples (tests lower it to 1 to exercise the per-sample path).
     nonisolated(unsafe) static var groupColumns = Conv3x3.envInt("EPISODIC_CONV_GROUP_COLUMNS") ?? 2048
 
+    /// The forward runs implicit im2col at this shape (the backward too when its bands fit the scratch).
+    var implicitApplies: Bool { stride == 1 && cin > 1 && cout <= ImplicitIm2col.maxWeightGradientRows && ImplicitIm2col.usable() }
+
+    /// Samples per GEMM for this layer at this shape: 1 on the implicit path from 32-wide planes up, else groupSize.
+    /// Workspaces are sized from it, so it must not change between sizing and use (the knobs are set before).
+    func samplesPerGEMM(batch: Int, outH ho: Int, outW wo: Int) -> Int {
+        if wo >= ImplicitIm2col.minGroupedWidth && implicitApplies { return 1 }
+        return Conv3x3.groupSize(batch: batch, outPlane: ho * wo)
+    }
+
     /// Column-matrix size (floats) above which one sample's im2col no longer fits L2: build it in bands of output
     /// rows of about `tileFloats` and run one GEMM per band while the band is cache-resident (PERF-NOTES: 1.6–1.8×
     /// for the Cout 32/64 layers at 64²–128²).
@@ -262,7 +281,7 @@ struct Conv3x3 {
     /// Output rows per band, or nil for the untiled path. Only large planes are tiled: deep layers (huge K, tiny
     /// plane) use the grouped path instead, and a band keeps at least ~256 columns so each GEMM stays efficient.
     func bandRows(batch: Int, outH ho: Int, outW wo: Int) -> Int? {
-        guard k * ho * wo > Conv3x3.tileThreshold, Conv3x3.groupSize(batch: batch, outPlane: ho * wo) == 1 else { return nil }
+        guard k * ho * wo > Conv3x3.tileThreshold, samplesPerGEMM(batch: batch, outH: ho, outW: wo) == 1 else { return nil }
         let rows = max(1, min(ho, Conv3x3.tileFloats / (k * wo), ho))
         guard rows < ho else { return nil }
         return max(rows, min(ho, (255 + wo) / wo))
@@ -272,7 +291,7 @@ struct Conv3x3 {
     /// per-worker dW+db count). Layers with one sample per GEMM use the per-worker buffers.
     func scratchNeeds(batch: Int, h: Int, w: Int) -> (Int, Int, Int, Int) {
         let (ho, wo) = outputSize(h, w)
-        let g = Conv3x3.groupSize(batch: batch, outPlane: ho * wo)
+        let g = samplesPerGEMM(batch: batch, outH: ho, outW: wo)
         if g == 1 {
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             return (0, 0, k * rows * wo, cout * k + cout)
@@ -285,7 +304,7 @@ struct Conv3x3 {
     /// at 128² batch 8 it costs ~285 MB over all layers.
     func savedColumnsCount(batch: Int, h: Int, w: Int) -> Int {
         let (ho, wo) = outputSize(h, w)
-        return Conv3x3.groupSize(batch: batch, outPlane: ho * wo) > 1 ? k * batch * ho * wo : 0
+        return samplesPerGEMM(batch: batch, outH: ho, outW: wo) > 1 ? k * batch * ho * wo : 0
     }
 
     /// `saveColumns` (savedColumnsCount floats, grouped path only): build the column matrix there, group after group,
@@ -297,7 +316,7 @@ struct Conv3x3 {
                  addBias: Bool = true) {
         let (ho, wo) = outputSize(h, w)
         let plane = ho * wo
-        let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
+        let g = samplesPerGEMM(batch: batch, outH: ho, outW: wo)
         let col = scratch.col.pointer
         let wp = params + weight, bp = params + bias
         if g == 1 {
@@ -306,7 +325,7 @@ struct Conv3x3 {
             let nw = min(scratch.workers, batch)
             // Implicit im2col when its band buffers fit the worker's column buffers (not for Cin = 1: K = 9).
             let ir = ImplicitIm2col.bandRows(ho: ho, w: w, channels: cin), cs = (ir + 2) * (w + 2)
-            let implicit = stride == 1 && cin > 1 && ImplicitIm2col.usable(m: cout) &&
+            let implicit = implicitApplies &&
                 cin * cs <= scratch.workerCol[0].count && cout * ir * (w + 2) <= scratch.workerDcol[0].count
             if implicit { ImplicitIm2col.passes += 1 }
             parallelWorkers(nw) { wi in
@@ -338,6 +357,9 @@ struct Conv3x3 {
             }
             return
         }
+        // The workspace was sized for this grouping; a knob changed since would overrun it.
+        precondition(k * g * plane <= scratch.col.count && cout * g * plane <= scratch.tmp.count,
+                     "Conv3x3 \(cin)→\(cout): scratch sized for another grouping (knobs changed after the workspace was made)")
         var n0 = 0
         while n0 < batch {
             let gn = min(g, batch - n0)
@@ -377,7 +399,7 @@ struct Conv3x3 {
                   scratch: ConvScratch, biasGradient: Bool = true, savedColumns: UnsafePointer<Float>? = nil) {
         let (ho, wo) = outputSize(h, w)
         let plane = ho * wo
-        let g = Conv3x3.groupSize(batch: batch, outPlane: plane)
+        let g = samplesPerGEMM(batch: batch, outH: ho, outW: wo)
         let col = scratch.col.pointer, dcol = scratch.dcol.pointer
         let wp = params + weight
         let dw = grads + weight, db = grads + bias
@@ -403,8 +425,7 @@ struct Conv3x3 {
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             let nw = min(scratch.workers, batch)
             let kw = cout * k
-            if stride == 1 && cin > 1 && (dx == nil || wfp != nil) && cout <= ImplicitIm2col.maxWeightGradientRows &&
-                ImplicitIm2col.usable(m: cin),
+            if implicitApplies && (dx == nil || wfp != nil),
                let ir = ImplicitIm2col.fittingRows(ho: ho, w: w, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
                                                    dcolCapacity: scratch.workerDcol[0].count) {
                 backwardImplicit(x: x, dy: dy, dx: dx, accumulate: accumulate, batch: batch, h: h, w: w, rows: ir, wf: wfp,
@@ -450,6 +471,8 @@ struct Conv3x3 {
             }
             return
         }
+        precondition(k * g * plane <= scratch.col.count && cout * g * plane <= scratch.tmp.count,
+                     "Conv3x3 \(cin)→\(cout): scratch sized for another grouping (knobs changed after the workspace was made)")
         var n0 = 0
         while n0 < batch {
             let gn = min(g, batch - n0)
@@ -541,11 +564,15 @@ struct Conv3x3 {
                     ImplicitIm2col.padBand(xn, channels: cin, h: h, w: w, r0: r0, rc: rc, band: xb, cs: cs)
                     ImplicitIm2col.padBand(dyn, channels: cout, h: h, w: w, r0: r0, rc: rc, band: dyb, cs: cs)
                     // dy′ starts at padded row 1, column 1 of the dy band: its junk columns are the zero borders.
+                    let tA = nw == 1 ? Profiler.start() : 0
                     ek_sgemm_nt_rows(Int32(cout), Int32(k), Int32(cols), dyb + wp + 1, Int32(cs), xb, off, first ? 0 : 1,
                                      dwW, Int32(k))
+                    if nw == 1 { Profiler.stop(tA, "  conv bwd implicit dW") }
                     first = false
                     if let dx, let wf {
+                        let tB = nw == 1 ? Profiler.start() : 0
                         ek_sgemm_nn_rows(Int32(cin), Int32(cols), Int32(kf), wf, Int32(kf), dyb, offDY, 0, out, Int32(rc * wp))
+                        if nw == 1 { Profiler.stop(tB, "  conv bwd implicit dx") }
                         ImplicitIm2col.scatterBand(out, channels: cin, h: h, w: w, r0: r0, rc: rc, into: dx + n * cin * plane,
                                                    accumulate: accumulate)
                     }
