@@ -17,8 +17,13 @@ void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, i
 void ek_sgemm_nn_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff, float beta, float *C, int ldc) {
     (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)boff; (void)beta; (void)C; (void)ldc;
 }
-void ek_sgemm_nt_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff, float beta, float *C, int ldc) {
-    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)boff; (void)beta; (void)C; (void)ldc;
+void ek_sgemm_nn_arows(int M, int N, int K, const float *A, const int *aoff, const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)M; (void)N; (void)K; (void)A; (void)aoff; (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
+}
+void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
 void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float *col, int ld, int row_start, int row_count) {
     (void)x; (void)channels; (void)h; (void)w; (void)stride; (void)col; (void)ld; (void)row_start; (void)row_count;
@@ -61,9 +66,15 @@ int ek_avx512_available(void) {
 /* One R x (16*W) tile over kc steps. The last of the W vectors is masked when MASKED. */
 /* ROWS: B row k starts at B + off[k] (the implicit-im2col form: rows are shifted views of one padded input) instead
  * of B + k*ldb; the next strip's rows likewise at nx + nxoff[k]. */
-EK_TARGET EK_INLINE void nn_tile(const int ROWS, const int R, const int W, const int MASKED, int kc, const float *ap,
-                                 int lda, const float *B, int ldb, const int *off, float *C, int ldc, int load_c,
-                                 __mmask16 ml, int pf, const float *nx, const int *nxoff, int nx_rows, int nx_lines) {
+/* AROWS: A's row r of this tile starts at ar[r] (already at the K block) instead of ap + r*lda. */
+EK_TARGET EK_INLINE void nn_tile(const int ROWS, const int AROWS, const int R, const int W, const int MASKED, int kc,
+                                 const float *ap, int lda, const float *const *ar, const float *B, int ldb,
+                                 const int *off, float *C, int ldc, int load_c, __mmask16 ml, int pf, const float *nx,
+                                 const int *nxoff, int nx_rows, int nx_lines) {
+    const float *arow[NN_MR];
+    if (AROWS)
+        for (int r = 0; r < R; r++)
+            arow[r] = ar[r];
     __m512 acc[NN_MR][3];
     for (int r = 0; r < R; r++) {
         for (int w = 0; w < W; w++) {
@@ -102,7 +113,7 @@ EK_TARGET EK_INLINE void nn_tile(const int ROWS, const int R, const int W, const
             }
         }
         for (int r = 0; r < R; r++) {
-            const __m512 a = _mm512_set1_ps(ap[(size_t)r * lda]);
+            const __m512 a = _mm512_set1_ps(AROWS ? arow[r][k] : ap[(size_t)r * lda]);
             for (int w = 0; w < W; w++)
                 acc[r][w] = _mm512_fmadd_ps(a, bv[w], acc[r][w]);
         }
@@ -122,31 +133,36 @@ EK_TARGET EK_INLINE void nn_tile(const int ROWS, const int R, const int W, const
 }
 
 /* Dispatch on the runtime row count R (1..8) to a fully unrolled tile. */
-#define EK_NN_CASE(RR) \
-    case RR: nn_tile(ROWS, RR, W, MASKED, kc, ap, lda, B, ldb, off, C, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl); break;
-#define EK_NN_VARIANT(NAME, ROWS_, W_, MASKED_)                                                                       \
-    EK_TARGET static void NAME(int R, int kc, const float *ap, int lda, const float *B, int ldb, const int *off,       \
-                               float *C, int ldc, int load_c, __mmask16 ml, int pf, const float *nx,                   \
-                               const int *nxoff, int nxr, int nxl) {                                                   \
-        const int ROWS = ROWS_, W = W_, MASKED = MASKED_;                                                              \
+#define EK_NN_CASE(RR)                                                                                             \
+    case RR:                                                                                                           \
+        nn_tile(ROWS, AROWS, RR, W, MASKED, kc, ap, lda, ar, B, ldb, off, C, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl); \
+        break;
+#define EK_NN_VARIANT(NAME, ROWS_, AROWS_, W_, MASKED_)                                                                \
+    EK_TARGET static void NAME(int R, int kc, const float *ap, int lda, const float *const *ar, const float *B,       \
+                               int ldb, const int *off, float *C, int ldc, int load_c, __mmask16 ml, int pf,           \
+                               const float *nx, const int *nxoff, int nxr, int nxl) {                                  \
+        const int ROWS = ROWS_, AROWS = AROWS_, W = W_, MASKED = MASKED_;                                              \
         switch (R) {                                                                                                   \
             EK_NN_CASE(8) EK_NN_CASE(7) EK_NN_CASE(6) EK_NN_CASE(5) EK_NN_CASE(4) EK_NN_CASE(3) EK_NN_CASE(2)          \
-        default: nn_tile(ROWS, 1, W, MASKED, kc, ap, lda, B, ldb, off, C, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl);  \
-            break;                                                                                                     \
+            default: EK_NN_CASE(1)                                                                                     \
         }                                                                                                              \
     }
 
-EK_NN_VARIANT(nn_full, 0, 3, 0)
-EK_NN_VARIANT(nn_tail1, 0, 1, 1)
-EK_NN_VARIANT(nn_tail2, 0, 2, 1)
-EK_NN_VARIANT(nn_tail3, 0, 3, 1)
-EK_NN_VARIANT(nn_rows_full, 1, 3, 0)
-EK_NN_VARIANT(nn_rows_tail1, 1, 1, 1)
-EK_NN_VARIANT(nn_rows_tail2, 1, 2, 1)
-EK_NN_VARIANT(nn_rows_tail3, 1, 3, 1)
+EK_NN_VARIANT(nn_full, 0, 0, 3, 0)
+EK_NN_VARIANT(nn_tail1, 0, 0, 1, 1)
+EK_NN_VARIANT(nn_tail2, 0, 0, 2, 1)
+EK_NN_VARIANT(nn_tail3, 0, 0, 3, 1)
+EK_NN_VARIANT(nn_rows_full, 1, 0, 3, 0)
+EK_NN_VARIANT(nn_rows_tail1, 1, 0, 1, 1)
+EK_NN_VARIANT(nn_rows_tail2, 1, 0, 2, 1)
+EK_NN_VARIANT(nn_rows_tail3, 1, 0, 3, 1)
+EK_NN_VARIANT(nn_arows_full, 0, 1, 3, 0)
+EK_NN_VARIANT(nn_arows_tail1, 0, 1, 1, 1)
+EK_NN_VARIANT(nn_arows_tail2, 0, 1, 2, 1)
+EK_NN_VARIANT(nn_arows_tail3, 0, 1, 3, 1)
 
-typedef void (*ek_nn_fn)(int, int, const float *, int, const float *, int, const int *, float *, int, int, __mmask16, int,
-                         const float *, const int *, int, int);
+typedef void (*ek_nn_fn)(int, int, const float *, int, const float *const *, const float *, int, const int *, float *,
+                         int, int, __mmask16, int, const float *, const int *, int, int);
 
 /* Splits n into the fewest blocks of at most max, of near-equal size rounded up to a multiple of q. */
 static int ek_block(int n, int max, int q) {
@@ -156,11 +172,14 @@ static int ek_block(int n, int max, int q) {
     return b > max ? max : b;
 }
 
-/* boff non-NULL: B row k is B + boff[k] (ldb unused). */
-EK_TARGET static void nn_core(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *boff,
-                              float beta, float *C, int ldc) {
-    const ek_nn_fn full = boff ? nn_rows_full : nn_full, t1 = boff ? nn_rows_tail1 : nn_tail1,
-                   t2 = boff ? nn_rows_tail2 : nn_tail2, t3 = boff ? nn_rows_tail3 : nn_tail3;
+/* boff non-NULL: B row k is B + boff[k] (ldb unused). aoff non-NULL: A row i is A + aoff[i] (lda unused); not both. */
+EK_TARGET static void nn_core(int M, int N, int K, const float *A, int lda, const int *aoff, const float *B, int ldb,
+                              const int *boff, float beta, float *C, int ldc) {
+    const ek_nn_fn full = boff ? nn_rows_full : (aoff ? nn_arows_full : nn_full),
+                   t1 = boff ? nn_rows_tail1 : (aoff ? nn_arows_tail1 : nn_tail1),
+                   t2 = boff ? nn_rows_tail2 : (aoff ? nn_arows_tail2 : nn_tail2),
+                   t3 = boff ? nn_rows_tail3 : (aoff ? nn_arows_tail3 : nn_tail3);
+    const float *ar[NN_MR] = {0};
     const int kcb = ek_block(K, NN_KC_MAX, 8);
     /* Column panels outermost: the C panel stays in L2 across the K blocks, and each
      * 48-column B strip of a K block is reused from L1 by every 8-row block. */
@@ -198,17 +217,20 @@ EK_TARGET static void nn_core(int M, int N, int K, const float *A, int lda, cons
                     }
                     for (int rb = 0; rb < mc; rb += NN_MR) {
                         const int R = mc - rb < NN_MR ? mc - rb : NN_MR;
-                        const float *apr = A + (size_t)(i0 + rb) * lda + k0;
+                        const float *apr = aoff ? A : A + (size_t)(i0 + rb) * lda + k0;
+                        if (aoff)
+                            for (int r = 0; r < R; r++)
+                                ar[r] = A + aoff[i0 + rb + r] + k0;
                         float *c = C + (size_t)(i0 + rb) * ldc + jb;
                         const int pf = (rb == 0);
                         if (rem >= NN_NR) {
-                            full(R, kc, apr, lda, bk + jb, ldb, offk, c, ldc, load_c, 0xFFFF, pf, nx, nxoff, nxr, nxl);
+                            full(R, kc, apr, lda, ar, bk + jb, ldb, offk, c, ldc, load_c, 0xFFFF, pf, nx, nxoff, nxr, nxl);
                         } else {
                             const int W = (rem + 15) / 16;
                             const int last = rem - 16 * (W - 1);
                             const __mmask16 ml = (__mmask16)((1u << last) - 1u);
                             const ek_nn_fn tail = W == 1 ? t1 : (W == 2 ? t2 : t3);
-                            tail(R, kc, apr, lda, bk + jb, ldb, offk, c, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl);
+                            tail(R, kc, apr, lda, ar, bk + jb, ldb, offk, c, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl);
                         }
                     }
                 }
@@ -227,10 +249,10 @@ EK_TARGET void ek_sgemm_nn(int M, int N, int K, const float *A, int lda, const f
     const unsigned mis = (unsigned)(((uintptr_t)B >> 2) & 15u);
     const int head = (ldb % 16 == 0 && ((uintptr_t)B & 3u) == 0 && mis != 0) ? (int)(16u - mis) : 0;
     if (head > 0 && head < N) {
-        nn_core(M, head, K, A, lda, B, ldb, NULL, beta, C, ldc);
-        nn_core(M, N - head, K, A, lda, B + head, ldb, NULL, beta, C + head, ldc);
+        nn_core(M, head, K, A, lda, NULL, B, ldb, NULL, beta, C, ldc);
+        nn_core(M, N - head, K, A, lda, NULL, B + head, ldb, NULL, beta, C + head, ldc);
     } else {
-        nn_core(M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
+        nn_core(M, N, K, A, lda, NULL, B, ldb, NULL, beta, C, ldc);
     }
 }
 
@@ -238,7 +260,27 @@ EK_TARGET void ek_sgemm_nn_rows(int M, int N, int K, const float *A, int lda, co
                                 float *C, int ldc) {
     if (M <= 0 || N <= 0 || K <= 0)
         return;
-    nn_core(M, N, K, A, lda, B, 0, boff, beta, C, ldc);
+    nn_core(M, N, K, A, lda, NULL, B, 0, boff, beta, C, ldc);
+}
+
+EK_TARGET void ek_sgemm_nn_arows(int M, int N, int K, const float *A, const int *aoff, const float *B, int ldb,
+                                 float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0 || K <= 0)
+        return;
+    nn_core(M, N, K, A, 0, aoff, B, ldb, NULL, beta, C, ldc);
+}
+
+/* dst[c][r] = src[r][c] for a rows x cols block (leading dimensions lds, ldd), in 16 x 16 tiles. */
+void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+        const int rn = rows - r0 < 16 ? rows - r0 : 16;
+        for (int c0 = 0; c0 < cols; c0 += 16) {
+            const int cn = cols - c0 < 16 ? cols - c0 : 16;
+            for (int r = 0; r < rn; r++)
+                for (int c = 0; c < cn; c++)
+                    dst[(size_t)(c0 + c) * ldd + r0 + r] = src[(size_t)(r0 + r) * lds + c0 + c];
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -367,28 +409,8 @@ EK_TARGET static void nt_pack(int rows, int kc, int kcp, const float *src, int l
     }
 }
 
-/* nt_pack for rows at src + off[r] (the implicit-im2col operand). */
-EK_TARGET static void nt_pack_rows(int rows, int kc, int kcp, const float *src, const int *off, float *dst) {
-    for (int r = 0; r < rows; r++)
-        nt_pack(1, kc, kcp, src + off[r], 0, dst + (size_t)r * kcp);
-}
-
-/* boff non-NULL: B's row j is B + boff[j] (ldb unused); such rows are always packed. */
-EK_TARGET static void nt_core(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *boff,
-                              float beta, float *C, int ldc);
-
 EK_TARGET void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
                            float *C, int ldc) {
-    nt_core(M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
-}
-
-EK_TARGET void ek_sgemm_nt_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff,
-                                float beta, float *C, int ldc) {
-    nt_core(M, N, K, A, lda, B, 0, boff, beta, C, ldc);
-}
-
-EK_TARGET static void nt_core(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *boff,
-                              float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0 || K <= 0)
         return;
     /* Operand rows are copied to 64-byte-aligned stack panels (36 KB in all): with an
@@ -412,13 +434,9 @@ EK_TARGET static void nt_core(int M, int N, int K, const float *A, int lda, cons
                 nt_pack(ma, kc, kcp, A + (size_t)ib * lda + k0, lda, ap);
                 for (int j0 = 0; j0 < N; j0 += NT_NR) {
                     const int RB = N - j0 < NT_NR ? N - j0 : NT_NR;
-                    const float *bt = boff ? B + k0 : B + (size_t)j0 * ldb + k0;
+                    const float *bt = B + (size_t)j0 * ldb + k0;
                     int ldbt = ldb;
-                    if (boff) {
-                        nt_pack_rows(RB, kc, kcp, B + k0, boff + j0, tp);
-                        bt = tp;
-                        ldbt = kcp;
-                    } else if ((ldb & 15) != 0 || ((uintptr_t)bt & 63u) != 0) { /* only misaligned rows need a copy */
+                    if ((ldb & 15) != 0 || ((uintptr_t)bt & 63u) != 0) { /* only misaligned rows need a copy */
                         nt_pack(RB, kc, kcp, bt, ldb, tp);
                         bt = tp;
                         ldbt = kcp;
@@ -426,7 +444,7 @@ EK_TARGET static void nt_core(int M, int N, int K, const float *A, int lda, cons
                     for (int i0 = 0; i0 < ma; i0 += NT_MR) {
                         const int RA = ma - i0 < NT_MR ? ma - i0 : NT_MR;
                         const int nrow = j0 + NT_NR + (i0 / NT_MR) % NT_NR;
-                        const float *pf = nrow < N ? (boff ? B + boff[nrow] : B + (size_t)nrow * ldb) + k0 : bt;
+                        const float *pf = nrow < N ? B + (size_t)nrow * ldb + k0 : bt;
                         nt_dispatch(RA, RB, kc, ap + (size_t)i0 * kcp, kcp, bt, ldbt,
                                     C + (size_t)(ib + i0) * ldc + j0, ldc, ow, pf);
                     }
@@ -435,10 +453,7 @@ EK_TARGET static void nt_core(int M, int N, int K, const float *A, int lda, cons
         } else {
             for (int jb = 0; jb < N; jb += NT_MA) {
                 const int na = N - jb < NT_MA ? N - jb : NT_MA;
-                if (boff)
-                    nt_pack_rows(na, kc, kcp, B + k0, boff + jb, ap);
-                else
-                    nt_pack(na, kc, kcp, B + (size_t)jb * ldb + k0, ldb, ap);
+                nt_pack(na, kc, kcp, B + (size_t)jb * ldb + k0, ldb, ap);
                 for (int i0 = 0; i0 < M; i0 += NT_MR) {
                     const int RA = M - i0 < NT_MR ? M - i0 : NT_MR;
                     const float *at = A + (size_t)i0 * lda + k0;

@@ -216,14 +216,22 @@ enum ImplicitIm2col {
     static func fittingRows(ho: Int, w: Int, cin: Int, cout: Int, colCapacity: Int, dcolCapacity: Int) -> Int? {
         let wp = w + 2
         var r = bandRows(ho: ho, w: w, channels: cin)
-        while r >= 1 && (cin * (r + 2) * wp > colCapacity || cout * (r + 2) * wp + cin * r * wp > dcolCapacity) { r -= 1 }
+        while r >= 1 && (cin * (r + 2) * wp > colCapacity || dcolLayout(rows: r, w: w, cin: cin, cout: cout).total > dcolCapacity) { r -= 1 }
         guard r >= 1 else { return nil }
         let nb = (ho + r - 1) / r
         return (ho + nb - 1) / nb
     }
 
-    /// dW through the NT kernel over implicit rows: it copies each row tile into an aligned L1 panel, which measured
-    /// faster than writing the column matrix up to Cout 128 (layer microbenchmarks, docs/performance.md).
+    /// Offsets (floats) in a backward worker's `dcol` buffer: the dy band, the input-gradient band, and dy′ transposed
+    /// to [columns, cout] (64-byte aligned: it is the NN kernel's streamed operand).
+    static func dcolLayout(rows r: Int, w: Int, cin: Int, cout: Int) -> (out: Int, dyT: Int, total: Int) {
+        let wp = w + 2, out = cout * (r + 2) * wp
+        let dyT = (out + cin * r * wp + 15) / 16 * 16
+        return (out, dyT, dyT + cout * r * wp)
+    }
+
+    /// Layers up to this Cout take the implicit path (the 128² and 64² networks' stride-1 layers from 32² planes up);
+    /// wider ones keep the grouped column path, where OpenBLAS's NT product serves their weight gradient.
     static let maxWeightGradientRows = 128
 
     /// Whether the implicit form can run: the project's kernels on this CPU. Any M: without a column matrix to write,
@@ -536,8 +544,8 @@ struct Conv3x3 {
     }
 
     /// Backward of a stride-1, one-sample-per-GEMM layer without column matrices: per band of `rows` output rows the
-    /// x band and the dy band are padded once; dW += dy′·X̃ᵀ (NT over X̃'s shifted rows, dy′ the dy band in
-    /// padded-width layout, zero in the junk columns) and dx = W̃·D̃ (NN over the dy band's shifted rows).
+    /// x band and the dy band are padded once; dWᵀ += X̃·dy′ᵀ (X̃'s rows are shifted views of the x band, dy′ the dy band
+    /// in padded-width layout, zero in the junk columns) and dx = W̃·D̃ (NN over the dy band's shifted rows).
     private func backwardImplicit(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
                                   accumulate: Bool, batch: Int, h: Int, w: Int, rows: Int, wf: UnsafePointer<Float>?,
                                   dw: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>, scratch: ConvScratch,
@@ -547,7 +555,9 @@ struct Conv3x3 {
         let nw = min(scratch.workers, batch)
         ImplicitIm2col.passes += 1
         parallelWorkers(nw) { wi in
-            let xb = scratch.workerCol[wi].pointer, dyb = scratch.workerDcol[wi].pointer, out = dyb + cout * cs
+            let layout = ImplicitIm2col.dcolLayout(rows: rows, w: w, cin: cin, cout: cout)
+            let xb = scratch.workerCol[wi].pointer, dyb = scratch.workerDcol[wi].pointer
+            let out = dyb + layout.out, dyT = dyb + layout.dyT
             let off = scratch.rowOffsets(worker: wi, count: k + kf), offDY = off + k
             ImplicitIm2col.fillOffsets(off, channels: cin, cs: cs, w: w)
             ImplicitIm2col.fillOffsets(offDY, channels: cout, cs: cs, w: w)
@@ -565,8 +575,10 @@ struct Conv3x3 {
                     ImplicitIm2col.padBand(dyn, channels: cout, h: h, w: w, r0: r0, rc: rc, band: dyb, cs: cs)
                     // dy′ starts at padded row 1, column 1 of the dy band: its junk columns are the zero borders.
                     let tA = nw == 1 ? Profiler.start() : 0
-                    ek_sgemm_nt_rows(Int32(cout), Int32(k), Int32(cols), dyb + wp + 1, Int32(cs), xb, off, first ? 0 : 1,
-                                     dwW, Int32(k))
+                    // dWᵀ [k, cout] += X̃·dy′ᵀ: the NN kernel broadcasts X̃'s shifted rows in place and streams dy′ᵀ
+                    // (1.15–1.4× the NT kernel over the same rows, which has to copy every row tile).
+                    ek_transpose(Int32(cout), Int32(cols), dyb + wp + 1, Int32(cs), dyT, Int32(cout))
+                    ek_sgemm_nn_arows(Int32(k), Int32(cout), Int32(cols), xb, off, dyT, Int32(cout), first ? 0 : 1, dwW, Int32(cout))
                     if nw == 1 { Profiler.stop(tA, "  conv bwd implicit dW") }
                     first = false
                     if let dx, let wf {
@@ -581,13 +593,11 @@ struct Conv3x3 {
                 n += nw
             }
         }
-        // Sum the workers' partial dW, db (fixed order: deterministic).
-        dw.update(from: scratch.workerDW[0].pointer, count: kw)
-        db.update(from: scratch.workerDW[0].pointer + kw, count: cout)
-        for wi in 1..<max(1, nw) {
-            addInPlace(dw, scratch.workerDW[wi].pointer, kw)
-            addInPlace(db, scratch.workerDW[wi].pointer + kw, cout)
-        }
+        // Sum the workers' partial dWᵀ, db (fixed order: deterministic), then dW = (dWᵀ)ᵀ.
+        let w0 = scratch.workerDW[0].pointer
+        for wi in 1..<max(1, nw) { addInPlace(w0, scratch.workerDW[wi].pointer, kw + cout) }
+        ek_transpose(Int32(k), Int32(cout), w0, Int32(cout), dw, Int32(k))
+        db.update(from: w0 + kw, count: cout)
     }
 }
 

@@ -129,6 +129,33 @@ final class ConvKernelTests: XCTestCase {
         }
     }
 
+    /// The row-offset kernels equal ek_sgemm_nn on the explicit matrix their offsets describe, bit for bit (same
+    /// summation order), with overlapping rows as implicit im2col has; ek_transpose is exact.
+    func testRowOffsetKernelsEqualTheExplicitProduct() {
+        for (m, n, k) in [(5, 37, 19), (32, 300, 288), (9, 50, 130)] {
+            let pool = randomArray(4096, key: UInt64(m * n + k))
+            let off = (0..<max(m, k)).map { Int32(($0 * 37) % (4096 - n - k)) }  // overlapping views into one buffer
+            func run(_ f: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void, count: Int) -> [Float] {
+                var c = [Float](repeating: .nan, count: count)
+                pool.withUnsafeBufferPointer { p in c.withUnsafeMutableBufferPointer { f(p.baseAddress!, $0.baseAddress!) } }
+                return c
+            }
+            // B rows at offsets: explicit B[k][n] = pool[off[k] + n].
+            let a = randomArray(m * k, key: 7), bx = (0..<k).flatMap { r in (0..<n).map { pool[Int(off[r]) + $0] } }
+            let want = run({ _, c in ek_sgemm_nn(Int32(m), Int32(n), Int32(k), a, Int32(k), bx, Int32(n), 0, c, Int32(n)) }, count: m * n)
+            let got = run({ p, c in off.withUnsafeBufferPointer { ek_sgemm_nn_rows(Int32(m), Int32(n), Int32(k), a, Int32(k), p, $0.baseAddress!, 0, c, Int32(n)) } }, count: m * n)
+            XCTAssertTrue(zip(want, got).allSatisfy { $0.bitPattern == $1.bitPattern }, "nn_rows \(m)×\(n)×\(k)")
+            // A rows at offsets: explicit A[i][k] = pool[off[i] + k].
+            let ax = (0..<m).flatMap { r in (0..<k).map { pool[Int(off[r]) + $0] } }, b = randomArray(k * n, key: 8)
+            let wantA = run({ _, c in ek_sgemm_nn(Int32(m), Int32(n), Int32(k), ax, Int32(k), b, Int32(n), 0, c, Int32(n)) }, count: m * n)
+            let gotA = run({ p, c in off.withUnsafeBufferPointer { ek_sgemm_nn_arows(Int32(m), Int32(n), Int32(k), p, $0.baseAddress!, b, Int32(n), 0, c, Int32(n)) } }, count: m * n)
+            XCTAssertTrue(zip(wantA, gotA).allSatisfy { $0.bitPattern == $1.bitPattern }, "nn_arows \(m)×\(n)×\(k)")
+            var t = [Float](repeating: .nan, count: m * k)
+            ek_transpose(Int32(m), Int32(k), ax, Int32(k), &t, Int32(m))
+            XCTAssertTrue((0..<m).allSatisfy { i in (0..<k).allSatisfy { t[$0 * m + i] == ax[i * k + $0] } }, "transpose \(m)×\(k)")
+        }
+    }
+
     func testKernelsAreBitReproducibleAcrossBufferOffsets() {
         // The summation order depends only on the shape: the same values at another address give the same bits
         // (1-rank and 2-rank runs, and a resumed run, allocate their buffers differently).

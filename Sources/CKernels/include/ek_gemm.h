@@ -35,9 +35,13 @@ void ek_sgemm_nn_rows(int M, int N, int K, const float *A, int lda, const float 
 void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta, float *C,
                  int ldc);
 
-/* ek_sgemm_nt with B's row j at B + boff[j] (K floats each): the weight gradient over implicit-im2col rows. */
-void ek_sgemm_nt_rows(int M, int N, int K, const float *A, int lda, const float *B, const int *boff, float beta,
-                      float *C, int ldc);
+/* ek_sgemm_nn with A's row i at A + aoff[i] (K floats each): the transposed weight gradient dW^T = X~ * dy'^T over
+ * implicit-im2col rows, broadcast from the padded input in place. */
+void ek_sgemm_nn_arows(int M, int N, int K, const float *A, const int *aoff, const float *B, int ldb, float beta,
+                       float *C, int ldc);
+
+/* dst[c][r] = src[r][c] for a rows x cols matrix (leading dimensions lds, ldd). Any CPU. */
+void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
 
 /* im2col for a 3x3 kernel, padding 1, stride 1 or 2, over `channels` planes of h x w: row (c*3 + kh)*3 + kw of col
  * (row stride ld) holds x[c, oh*stride + kh - 1, ow*stride + kw - 1] (0 outside the plane) for the output rows
