@@ -20,6 +20,11 @@ void ek_sgemm_nn_rows(int M, int N, int K, const float *A, int lda, const float 
 void ek_sgemm_nn_arows(int M, int N, int K, const float *A, const int *aoff, const float *B, int ldb, float beta, float *C, int ldc) {
     (void)M; (void)N; (void)K; (void)A; (void)aoff; (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
 }
+void ek_adamw(long n, float *p, const float *g, float *m, float *v, float b1, float a1, float b2, float a2, float decay,
+              float step, float inv_bc2_sqrt, float eps) {
+    (void)n; (void)p; (void)g; (void)m; (void)v; (void)b1; (void)a1; (void)b2; (void)a2; (void)decay; (void)step;
+    (void)inv_bc2_sqrt; (void)eps;
+}
 void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++)
@@ -531,6 +536,31 @@ EK_TARGET void ek_im2col3x3(const float *x, int channels, int h, int w, int stri
                 }
             }
         }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* AdamW over flat buffers, 16 lanes at a time. The same operations in the   */
+/* same order as the scalar update (IEEE mul/add/sub/div/sqrt, no FMA), so   */
+/* the result is bit-identical to it; the compiler left that loop scalar.    */
+/* ------------------------------------------------------------------------ */
+EK_TARGET void ek_adamw(long n, float *p, const float *g, float *m, float *v, float b1, float a1, float b2, float a2,
+                        float decay, float step, float inv_bc2_sqrt, float eps) {
+    const __m512 vb1 = _mm512_set1_ps(b1), va1 = _mm512_set1_ps(a1), vb2 = _mm512_set1_ps(b2),
+                 va2 = _mm512_set1_ps(a2), vdecay = _mm512_set1_ps(decay), vstep = _mm512_set1_ps(step),
+                 vinv = _mm512_set1_ps(inv_bc2_sqrt), veps = _mm512_set1_ps(eps);
+    for (long i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 gi = _mm512_maskz_loadu_ps(k, g + i);
+        const __m512 mi = _mm512_add_ps(_mm512_mul_ps(vb1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(va1, gi));
+        const __m512 vi = _mm512_add_ps(_mm512_mul_ps(vb2, _mm512_maskz_loadu_ps(k, v + i)),
+                                        _mm512_mul_ps(_mm512_mul_ps(va2, gi), gi));
+        _mm512_mask_storeu_ps(m + i, k, mi);
+        _mm512_mask_storeu_ps(v + i, k, vi);
+        const __m512 denom = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), vinv), veps);
+        const __m512 pi = _mm512_maskz_loadu_ps(k, p + i);
+        const __m512 upd = _mm512_sub_ps(_mm512_mul_ps(pi, vdecay), _mm512_div_ps(_mm512_mul_ps(vstep, mi), denom));
+        _mm512_mask_storeu_ps(p + i, k, upd);
     }
 }
 

@@ -36,6 +36,30 @@ final class OptimTests: XCTestCase {
         XCTAssertNotEqual(params[0], Float(p0[0]))
     }
 
+    /// The vector AdamW (CKernels) equals the scalar loop bit for bit over several steps, with a length that leaves
+    /// a partial last vector, gradients of all magnitudes and zeros.
+    func testVectorAdamWEqualsScalar() throws {
+        guard ConvGEMM.kernelsAvailable else { throw XCTSkip("no AVX-512 here: the scalar loop is the only one") }
+        defer { AdamW.useKernel = ConvGEMM.kernelsAvailable }
+        let n = 1000 + 13
+        var runs: [[Float]] = []
+        for kernel in [true, false] {
+            AdamW.useKernel = kernel
+            let opt = AdamW(count: n, weightDecay: 0.03)
+            var p = (0..<n).map { Float(sin(Double($0))) }
+            for step in 0..<4 {
+                let g: [Float] = (0..<n).map { (i: Int) -> Float in
+                    if i % 17 == 0 { return 0 }
+                    let magnitude: Double = pow(10.0, Double(i % 9 - 5))
+                    return Float(cos(Double(i * (step + 3))) * magnitude)
+                }
+                opt.step(params: &p, grads: g, lr: 1e-3 * Double(step + 1))
+            }
+            runs.append(p + opt.m + opt.v)
+        }
+        XCTAssertTrue(zip(runs[0], runs[1]).allSatisfy { $0.bitPattern == $1.bitPattern }, "vector and scalar AdamW differ")
+    }
+
     func testZeroGradientOnlyDecays() {
         let opt = AdamW(count: 2, weightDecay: 0.1)
         var params: [Float] = [2, -4]

@@ -43,6 +43,11 @@ void ek_sgemm_nn_arows(int M, int N, int K, const float *A, const int *aoff, con
 /* dst[c][r] = src[r][c] for a rows x cols matrix (leading dimensions lds, ldd). Any CPU. */
 void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
 
+/* One AdamW step over n floats (see Tensor/AdamW.swift for the update): m, v, p updated in place. Bit-identical to
+ * the scalar loop (same IEEE operations in the same order, no fused multiply-add). */
+void ek_adamw(long n, float *p, const float *g, float *m, float *v, float b1, float a1, float b2, float a2, float decay,
+              float step, float inv_bc2_sqrt, float eps);
+
 /* im2col for a 3x3 kernel, padding 1, stride 1 or 2, over `channels` planes of h x w: row (c*3 + kh)*3 + kw of col
  * (row stride ld) holds x[c, oh*stride + kh - 1, ow*stride + kw - 1] (0 outside the plane) for the output rows
  * row_start ..< row_start + row_count, at column (oh - row_start)*wo + ow. An exact copy (no arithmetic). */
