@@ -424,9 +424,8 @@ struct Conv3x3 {
         var wfp: UnsafePointer<Float>? = nil
         if flipDX {
             let wf = scratch.flippedWeights(count: cin * kf)
-            for co in 0..<cout { for ci in 0..<cin { for kh in 0..<3 { for kx in 0..<3 {
-                wf[ci * kf + co * 9 + (2 - kh) * 3 + (2 - kx)] = wp[((co * cin + ci) * 3 + kh) * 3 + kx]
-            } } } }
+            // wf[ci, co·9 + (2 − kh)·3 + (2 − kw)] = W[co, ci, kh, kw], written in order (ek_flip3x3 says why).
+            ek_flip3x3(Int32(cout), Int32(cin), wp, wf)
             wfp = UnsafePointer(wf)
         }
         if g == 1 {

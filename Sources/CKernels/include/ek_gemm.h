@@ -48,6 +48,9 @@ void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int
 void ek_adamw(long n, float *p, const float *g, float *m, float *v, float b1, float a1, float b2, float a2, float decay,
               float step, float inv_bc2_sqrt, float eps);
 
+/* wf[ci][co*9 + 8 - t] = w[co][ci][t]: the flipped, transposed kernel of a stride-1 conv's input gradient. Any CPU. */
+void ek_flip3x3(int cout, int cin, const float *w, float *wf);
+
 /* im2col for a 3x3 kernel, padding 1, stride 1 or 2, over `channels` planes of h x w: row (c*3 + kh)*3 + kw of col
  * (row stride ld) holds x[c, oh*stride + kh - 1, ow*stride + kw - 1] (0 outside the plane) for the output rows
  * row_start ..< row_start + row_count, at column (oh - row_start)*wo + ow. An exact copy (no arithmetic). */
