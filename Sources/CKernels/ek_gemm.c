@@ -167,18 +167,16 @@ EK_TARGET EK_INLINE void nn_tile(const int ROWS, const int AROWS, const int R, c
         }                                                                                                              \
     }
 
-EK_NN_VARIANT(nn_full, 0, 0, 3, 0)
-EK_NN_VARIANT(nn_tail1, 0, 0, 1, 1)
-EK_NN_VARIANT(nn_tail2, 0, 0, 2, 1)
-EK_NN_VARIANT(nn_tail3, 0, 0, 3, 1)
-EK_NN_VARIANT(nn_rows_full, 1, 0, 3, 0)
-EK_NN_VARIANT(nn_rows_tail1, 1, 0, 1, 1)
-EK_NN_VARIANT(nn_rows_tail2, 1, 0, 2, 1)
-EK_NN_VARIANT(nn_rows_tail3, 1, 0, 3, 1)
-EK_NN_VARIANT(nn_arows_full, 0, 1, 3, 0)
-EK_NN_VARIANT(nn_arows_tail1, 0, 1, 1, 1)
-EK_NN_VARIANT(nn_arows_tail2, 0, 1, 2, 1)
-EK_NN_VARIANT(nn_arows_tail3, 0, 1, 3, 1)
+/* Each mode (strided, B row offsets, A row offsets) in the four tile widths: 48 columns, and 16/32/48 masked. */
+#define EK_NN_MODE(P, ROWS_, AROWS_)                                                                                   \
+    EK_NN_VARIANT(P##_full, ROWS_, AROWS_, 3, 0)                                                                       \
+    EK_NN_VARIANT(P##_tail1, ROWS_, AROWS_, 1, 1)                                                                      \
+    EK_NN_VARIANT(P##_tail2, ROWS_, AROWS_, 2, 1)                                                                      \
+    EK_NN_VARIANT(P##_tail3, ROWS_, AROWS_, 3, 1)
+
+EK_NN_MODE(nn, 0, 0)
+EK_NN_MODE(nn_rows, 1, 0)
+EK_NN_MODE(nn_arows, 0, 1)
 
 typedef void (*ek_nn_fn)(int, int, const float *, int, const float *const *, const float *, int, const int *, float *,
                          int, int, __mmask16, int, const float *, const int *, int, int);

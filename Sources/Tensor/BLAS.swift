@@ -122,15 +122,23 @@ public enum BLASInfo {
                 for beta in [Float(0), Float(1)] {
                     let lda = k + 3, ldb = (transB ? k : n) + 1, ldc = n + 2
                     let (a, b, c0) = checkOperands(a: m * lda, b: (transB ? n : k) * ldb, c: m * ldc, nanC: beta == 0, key: key, counter: &counter)
-                    var c = c0
-                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                        ConvGEMM.kernel(transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb,
-                                        beta: beta, c: pc.baseAddress!, ldc: ldc)
-                    } } }
-                    if let msg = compare(a: a, b: b, c0: c0, c: c, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
-                                         transA: false, transB: transB, alpha: 1, beta: beta) {
-                        throw BLASCheckError(description: "self-check failed: the AVX-512 conv kernel \(transB ? "ek_sgemm_nt" : "ek_sgemm_nn") " +
-                            "\(msg) for m=\(m) n=\(n) k=\(k) beta=\(beta); set EPISODIC_GEMM=blas to use OpenBLAS only")
+                    // NN also through the row-offset variants of implicit im2col (offsets describing the same matrices).
+                    let boff = (0..<k).map { Int32($0 * ldb) }, aoff = (0..<m).map { Int32($0 * lda) }
+                    for (variant, name) in (transB ? [(0, "ek_sgemm_nt")] : [(0, "ek_sgemm_nn"), (1, "ek_sgemm_nn_rows"), (2, "ek_sgemm_nn_arows")]) {
+                        var c = c0
+                        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                            let pa = pa.baseAddress!, pb = pb.baseAddress!, pc = pc.baseAddress!
+                            switch variant {
+                            case 1: ek_sgemm_nn_rows(Int32(m), Int32(n), Int32(k), pa, Int32(lda), pb, boff, beta, pc, Int32(ldc))
+                            case 2: ek_sgemm_nn_arows(Int32(m), Int32(n), Int32(k), pa, aoff, pb, Int32(ldb), beta, pc, Int32(ldc))
+                            default: ConvGEMM.kernel(transB: transB, m: m, n: n, k: k, a: pa, lda: lda, b: pb, ldb: ldb, beta: beta, c: pc, ldc: ldc)
+                            }
+                        } } }
+                        if let msg = compare(a: a, b: b, c0: c0, c: c, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc,
+                                             transA: false, transB: transB, alpha: 1, beta: beta) {
+                            throw BLASCheckError(description: "self-check failed: the AVX-512 conv kernel \(name) " +
+                                "\(msg) for m=\(m) n=\(n) k=\(k) beta=\(beta); set EPISODIC_GEMM=blas to use OpenBLAS only")
+                        }
                     }
                 }
             }
