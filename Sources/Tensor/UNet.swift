@@ -69,7 +69,7 @@ final class Workspace {
             })
             cat.append(FloatBuffer(count: batch * 2 * f * plane(s)))
             dcat.append(FloatBuffer(count: batch * 2 * f * plane(s)))
-            ttmpCount = max(ttmpCount, f * plane(s))
+            ttmpCount = max(ttmpCount, net.transp[d].tmpCount(batch: batch, h: height >> (s + 1), w: width >> (s + 1)))
         }
         self.dec = dec; self.cat = cat; self.dcat = dcat
         logits = FloatBuffer(count: batch * cfg.numClasses * height * width)

@@ -189,8 +189,17 @@ final class GradientCheckTests: XCTestCase {
         checkFD("1x1 dW,db", &params, indices: Array(0..<params.count), analytic: grads) { loss(x0, $0) }
     }
 
+    /// Per sample, in groups of 2 samples with a partial last group, and all 3 samples in one GEMM.
     func testConvTranspose2x2() {
-        let cin = 3, cout = 2, batch = 2, h = 3, w = 4
+        for groupColumns in [1, 24, 2048] {
+            Conv3x3.groupColumns = groupColumns
+            runConvTranspose2x2()
+        }
+        Conv3x3.groupColumns = 2048
+    }
+
+    func runConvTranspose2x2() {
+        let cin = 3, cout = 2, batch = 3, h = 3, w = 4
         let ct = ConvTranspose2x2(cin: cin, cout: cout, weight: 0, bias: cin * cout * 4)
         var params = randomArray(cin * cout * 4 + cout, key: 31)
         var x = randomArray(batch * cin * h * w, key: 32)
@@ -198,7 +207,7 @@ final class GradientCheckTests: XCTestCase {
         let outPer = cout * 4 * h * w, stride = 2 * outPer
         let r = randomArray(batch * stride, key: 33)
         var y = [Float](repeating: 7, count: batch * stride)
-        var tmp = [Float](repeating: 0, count: cout * 4 * h * w)
+        var tmp = [Float](repeating: 0, count: ct.tmpCount(batch: batch, h: h, w: w))
         func loss(_ x: [Float], _ p: [Float]) -> Double {
             x.withUnsafeBufferPointer { xp in p.withUnsafeBufferPointer { pp in y.withUnsafeMutableBufferPointer { yp in
                 tmp.withUnsafeMutableBufferPointer { tp in
