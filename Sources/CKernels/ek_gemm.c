@@ -287,16 +287,18 @@ EK_TARGET void ek_sgemm_nn_arows(int M, int N, int K, const float *A, const int 
     nn_core(M, N, K, A, 0, aoff, B, ldb, NULL, beta, C, ldc);
 }
 
-/* dst[c][r] = src[r][c] for a rows x cols block (leading dimensions lds, ldd), in 16 x 16 tiles. */
-void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+/* dst[c][r] = src[r][c] for a rows x cols block (leading dimensions lds, ldd): 16 rows at a time, each output
+ * vector one 16-lane gather down a source column (the 16 x 16 scalar tile loop was ~1.4 % of a 128² step). */
+EK_TARGET void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(lds));
     for (int r0 = 0; r0 < rows; r0 += 16) {
-        const int rn = rows - r0 < 16 ? rows - r0 : 16;
-        for (int c0 = 0; c0 < cols; c0 += 16) {
-            const int cn = cols - c0 < 16 ? cols - c0 : 16;
-            for (int r = 0; r < rn; r++)
-                for (int c = 0; c < cn; c++)
-                    dst[(size_t)(c0 + c) * ldd + r0 + r] = src[(size_t)(r0 + r) * lds + c0 + c];
-        }
+        const __mmask16 m = rows - r0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (rows - r0)) - 1u);
+        const float *s = src + (size_t)r0 * lds;
+        float *d = dst + r0;
+        for (int c = 0; c < cols; c++)
+            _mm512_mask_storeu_ps(d + (size_t)c * ldd, m,
+                                  _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s + c, 4));
     }
 }
 
