@@ -129,6 +129,31 @@ final class ConvKernelTests: XCTestCase {
         }
     }
 
+    /// Switching the kernels off between steps of one network rebuilds its workspace (the implicit path groups
+    /// samples and sizes scratch differently): no overrun, and the gradients agree within rounding.
+    func testKernelSwitchRebuildsTheWorkspace() throws {
+        let cfg = UNetConfig(numClasses: 3, features: [4, 8], decoderDropout: 0)
+        let net = try UNet(config: cfg, seed: 5)
+        let h = 32, w = 32, batch = 3  // 32-wide planes: implicit one-sample GEMMs with the kernels, grouped without
+        let x = randomArray(batch * h * w, key: 71), dLogits = randomArray(batch * cfg.numClasses * h * w, key: 72)
+        let key = DropoutKey(seed: 1, step: 1, firstGlobalSample: 0)
+        func grads() throws -> [Float] {
+            _ = try net.forward(input: x, batch: batch, height: h, width: w, training: true, dropout: key)
+            dLogits.withUnsafeBufferPointer { net.backward(dLogits: $0.baseAddress!) }
+            return net.parameters.grads
+        }
+        let before = ImplicitIm2col.passes
+        let on = try grads()
+        XCTAssertGreaterThan(ImplicitIm2col.passes, before)
+        ConvGEMM.useKernels = false
+        let off = try grads()
+        XCTAssertEqual(net.workspaces.count, 1, "the workspace sized for the implicit path was dropped")
+        XCTAssertFalse(net.workspaces[0].implicitIm2col)
+        let scale = off.map { abs($0) }.max() ?? 1
+        let worst = zip(on, off).map { abs($0 - $1) }.max() ?? .nan
+        XCTAssertLessThan(worst, 1e-4 * max(scale, 1), "gradients with and without the kernels: max diff \(worst)")
+    }
+
     /// The row-offset kernels equal ek_sgemm_nn on the explicit matrix their offsets describe, bit for bit (same
     /// summation order), with overlapping rows as implicit im2col has; ek_transpose is exact.
     func testRowOffsetKernelsEqualTheExplicitProduct() {
