@@ -36,7 +36,11 @@ public enum ConvGEMM {
     }
 
     /// "avx512 kernels + OpenBLAS" or "OpenBLAS", for logs and benchmark output.
-    public static var description: String { useKernels ? "episodic AVX-512 kernels (NN M ≤ 128, NT M ≤ 32, or ≤ 64 aligned) + OpenBLAS" : "OpenBLAS only" }
+    public static var description: String {
+        guard useKernels else { return "OpenBLAS only" }
+        return "episodic AVX-512 kernels (NN M ≤ 128, NT M ≤ 32, or ≤ 64 aligned; implicit im2col for stride-1 convs " +
+            "on planes ≥ 32 wide with Cout ≤ 128" + (Im2col.useImplicit ? "" : ": off") + ") + OpenBLAS"
+    }
 }
 
 extension ConvGEMM {
