@@ -168,8 +168,8 @@ enum ImplicitIm2col {
 
     /// Output rows per band: the padded input band of `channels` about `bandFloats` (half of L2), at most `ho`.
     static func bandRows(ho: Int, w: Int, channels: Int) -> Int {
-        // A small plane is one band even if somewhat larger: the NT weight gradient reduces over the band's columns
-        // and gets slow on short ones (32² planes: 1 band of 1 086 columns instead of 3 of ~370).
+        // A small plane is one band even if somewhat larger: the weight-gradient GEMM's inner dimension is the band's
+        // columns and it got slow on short ones (32² planes: 1 band of 1 086 columns instead of 3 of ~370).
         if channels * (ho + 2) * (w + 2) <= 4 * bandFloats { return ho }
         let r = max(1, min(ho, bandFloats / max(1, channels * (w + 2)) - 2))
         let nb = (ho + r - 1) / r
@@ -232,10 +232,10 @@ enum ImplicitIm2col {
 
     /// Layers up to this Cout take the implicit path (the 128² and 64² networks' stride-1 layers from 32² planes up);
     /// wider ones keep the grouped column path, where OpenBLAS's NT product serves their weight gradient.
-    static let maxWeightGradientRows = 128
+    static let maxCout = 128
 
-    /// Whether the implicit form can run: the project's kernels on this CPU. Any M: without a column matrix to write,
-    /// the NN kernel wins even where OpenBLAS beats it on an explicit one (M > 128, 0.95×).
+    /// Whether the implicit form can run: the project's kernels on this CPU. Any M: the row-offset kernels have no
+    /// OpenBLAS counterpart (the largest the U-Net routes here is M = 256, the 256→128 decoder conv's dx).
     static func usable() -> Bool { ConvGEMM.useKernels && Im2col.useImplicit }
 
     /// Planes at least this wide run one sample per GEMM in the implicit form even where the column path would group
@@ -265,7 +265,7 @@ struct Conv3x3 {
     nonisolated(unsafe) static var groupColumns = Conv3x3.envInt("EPISODIC_CONV_GROUP_COLUMNS") ?? 2048
 
     /// The forward runs implicit im2col at this shape (the backward too when its bands fit the scratch).
-    var implicitApplies: Bool { stride == 1 && cin > 1 && cout <= ImplicitIm2col.maxWeightGradientRows && ImplicitIm2col.usable() }
+    var implicitApplies: Bool { stride == 1 && cin > 1 && cout <= ImplicitIm2col.maxCout && ImplicitIm2col.usable() }
 
     /// Samples per GEMM for this layer at this shape: 1 on the implicit path from 32-wide planes up, else groupSize.
     /// Workspaces are sized from it, so it must not change between sizing and use (the knobs are set before).
