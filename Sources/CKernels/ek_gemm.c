@@ -44,6 +44,9 @@ void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int
         for (int c = 0; c < cols; c++)
             dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
+void ek_col2im3x3(const float *dcol, int ld, int channels, int h, int w, int stride, float *dx, int row_start, int row_count) {
+    (void)dcol; (void)ld; (void)channels; (void)h; (void)w; (void)stride; (void)dx; (void)row_start; (void)row_count;
+}
 void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float *col, int ld, int row_start, int row_count) {
     (void)x; (void)channels; (void)h; (void)w; (void)stride; (void)col; (void)ld; (void)row_start; (void)row_count;
 }
@@ -575,6 +578,58 @@ EK_TARGET void ek_adamw(long n, float *p, const float *g, float *m, float *v, fl
         const __m512 pi = _mm512_maskz_loadu_ps(k, p + i);
         const __m512 upd = _mm512_sub_ps(_mm512_mul_ps(pi, vdecay), _mm512_div_ps(_mm512_mul_ps(vstep, mi), denom));
         _mm512_mask_storeu_ps(p + i, k, upd);
+    }
+}
+
+/* The adjoint of ek_im2col3x3: dx[c, ih, iw] += dcol[row, oh, ow] for every element im2col read from it, in the
+ * same (c, kh, kw, oh, ow) order as the portable loop, so the sums are bit-identical. Stride 2 spreads 16 column
+ * values onto the even lanes of two 16-lane spans and adds under a mask (odd lanes untouched). */
+EK_TARGET void ek_col2im3x3(const float *dcol, int ld, int channels, int h, int w, int stride, float *dx, int row_start,
+                            int row_count) {
+    const int wo = (w - 1) / stride + 1;
+    const __m512i dup_lo = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i dup_hi = _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8);
+    for (int c = 0; c < channels; c++) {
+        float *xc = dx + (size_t)c * h * w;
+        for (int kh = 0; kh < 3; kh++) {
+            for (int kw = 0; kw < 3; kw++) {
+                const float *row = dcol + (size_t)((c * 3 + kh) * 3 + kw) * ld;
+                const int ddx = kw - 1;
+                const int owLo = ddx < 0 ? 1 : 0;
+                int owHi = w - 1 - ddx < 0 ? 0 : (w - 1 - ddx) / stride + 1;
+                if (owHi > wo)
+                    owHi = wo;
+                if (owHi <= owLo)
+                    continue;
+                for (int oh = row_start; oh < row_start + row_count; oh++) {
+                    const int ih = oh * stride + kh - 1;
+                    if (ih < 0 || ih >= h)
+                        continue;
+                    const float *src = row + (size_t)(oh - row_start) * wo;
+                    float *dst = xc + (size_t)ih * w;
+                    if (stride == 1) {
+                        float *d = dst + ddx;
+                        for (int o = owLo; o < owHi; o += 16) {
+                            const __mmask16 m = (__mmask16)ek_bits(0, owHi - o);
+                            _mm512_mask_storeu_ps(d + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + o), _mm512_maskz_loadu_ps(m, src + o)));
+                        }
+                    } else {
+                        for (int o = owLo; o < owHi; o += 16) {
+                            const __m512 v = _mm512_maskz_loadu_ps((__mmask16)ek_bits(0, owHi - o), src + o);
+                            float *d = dst + 2 * o + ddx;
+                            /* even lane 2t of the first span is column o + t (valid while o + t < owHi) */
+                            const uint32_t n = (uint32_t)(owHi - o);
+                            const __mmask16 m0 = (__mmask16)(0x5555u & ek_bits(0, 2 * (int)n));
+                            const __mmask16 m1 = (__mmask16)(0x5555u & ek_bits(0, 2 * ((int)n - 8)));
+                            _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), _mm512_permutexvar_ps(dup_lo, v)));
+                            if (m1)
+                                _mm512_mask_storeu_ps(d + 16, m1,
+                                                      _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), _mm512_permutexvar_ps(dup_hi, v)));
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

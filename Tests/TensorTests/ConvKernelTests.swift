@@ -74,7 +74,7 @@ final class ConvKernelTests: XCTestCase {
     /// The vector im2col is the portable one's exact copy: every width remainder of the 16-lane vectors (both edges),
     /// stride 1 and 2, bands of rows, row strides wider than the band; NaN-filled destinations show unwritten floats,
     /// and the floats beyond each row's width stay untouched.
-    func testVectorIm2colEqualsPortable() {
+    func testVectorIm2colAndCol2imEqualPortable() {
         var key: UInt64 = 900
         for (h, w) in [(1, 1), (2, 3), (5, 16), (4, 17), (7, 31), (3, 32), (6, 33), (9, 47), (8, 64), (5, 130)] {
             for s in [1, 2] {
@@ -89,6 +89,14 @@ final class ConvKernelTests: XCTestCase {
                     }
                     let same = zip(want, got).allSatisfy { $0.bitPattern == $1.bitPattern }
                     XCTAssertTrue(same, "im2col h=\(h) w=\(w) stride=\(s) rows \(r0)+\(rc) ld=\(ld)")
+                    // col2im, its adjoint, accumulates into a prefilled dx: the same sums, bit for bit.
+                    let dcol = randomArray(c * 9 * ld, key: key + 1), dx0 = randomArray(c * h * w, key: key + 2)
+                    var wantDX = dx0, gotDX = dx0
+                    dcol.withUnsafeBufferPointer { pc in
+                        wantDX.withUnsafeMutableBufferPointer { col2im3x3Portable(pc.baseAddress!, ld: ld, channels: c, height: h, width: w, stride: s, dx: $0.baseAddress!, rowStart: r0, rowCount: rc) }
+                        gotDX.withUnsafeMutableBufferPointer { ek_col2im3x3(pc.baseAddress!, Int32(ld), Int32(c), Int32(h), Int32(w), Int32(s), $0.baseAddress!, Int32(r0), Int32(rc)) }
+                    }
+                    XCTAssertTrue(zip(wantDX, gotDX).allSatisfy { $0.bitPattern == $1.bitPattern }, "col2im h=\(h) w=\(w) stride=\(s) rows \(r0)+\(rc)")
                     key += 3
                 }
             }

@@ -57,6 +57,10 @@ void ek_flip3x3(int cout, int cin, const float *w, float *wf);
 void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float *col, int ld, int row_start,
                   int row_count);
 
+/* The adjoint of ek_im2col3x3 (same arguments, dx accumulated): bit-identical to the portable col2im. */
+void ek_col2im3x3(const float *dcol, int ld, int channels, int h, int w, int stride, float *dx, int row_start,
+                  int row_count);
+
 #ifdef __cplusplus
 }
 #endif
