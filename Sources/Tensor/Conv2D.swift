@@ -224,8 +224,8 @@ enum ImplicitIm2col {
         }
     }
 
-    /// Band rows for a backward whose buffers are the worker's column buffers: the x band in `col`, the dy band and the
-    /// input-gradient band in `dcol`; nil when even one row does not fit.
+    /// Band rows of both passes, in the worker's column buffers: the x band in `col`; the dy band, the input-gradient
+    /// band and dy′ᵀ in `dcol` (the forward's output band fits where those do); nil when even one row does not fit.
     static func fittingRows(ho: Int, w: Int, cin: Int, cout: Int, colCapacity: Int, dcolCapacity: Int) -> Int? {
         let wp = w + 2
         var r = bandRows(ho: ho, w: w, channels: cin)
@@ -279,6 +279,13 @@ struct Conv3x3 {
 
     /// The forward runs implicit im2col at this shape (the backward too when its bands fit the scratch).
     var implicitApplies: Bool { stride == 1 && cin > 1 && cout <= ImplicitIm2col.maxCout && ImplicitIm2col.usable() }
+
+    /// Band rows of the implicit path for this layer in this scratch, or nil for the column path.
+    func implicitRows(ho: Int, w: Int, scratch: ConvScratch) -> Int? {
+        guard implicitApplies else { return nil }
+        return ImplicitIm2col.fittingRows(ho: ho, w: w, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
+                                          dcolCapacity: scratch.workerDcol[0].count)
+    }
 
     /// Samples per GEMM for this layer at this shape: 1 on the implicit path from 32-wide planes up, else groupSize.
     /// Workspaces are sized from it, so it must not change between sizing and use (the knobs are set before).
@@ -341,32 +348,20 @@ struct Conv3x3 {
         let col = scratch.col.pointer
         let wp = params + weight, bp = params + bias
         if g == 1 {
+            if let ir = implicitRows(ho: ho, w: w, scratch: scratch) {
+                forwardImplicit(x: x, y: y, batch: batch, h: h, w: w, rows: ir, params: params, scratch: scratch, addBias: addBias)
+                return
+            }
             // One sample per worker; bands of output rows when a sample's column matrix exceeds L2.
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             let nw = min(scratch.workers, batch)
-            // Implicit im2col when its band buffers fit the worker's column buffers (not for Cin = 1: K = 9).
-            let ir = ImplicitIm2col.bandRows(ho: ho, w: w, channels: cin), cs = (ir + 2) * (w + 2)
-            let implicit = implicitApplies &&
-                cin * cs <= scratch.workerCol[0].count && cout * ir * (w + 2) <= scratch.workerDcol[0].count
-            if implicit { ImplicitIm2col.passes += 1 }
             parallelWorkers(nw) { wi in
                 let col = scratch.workerCol[wi].pointer
-                let off = implicit ? scratch.rowOffsets(worker: wi, count: k) : nil
-                if let off { ImplicitIm2col.fillOffsets(off, channels: cin, cs: cs, w: w) }
                 var n = wi
                 while n < batch {
                     let xn = x + n * cin * h * w, yn = y + n * cout * plane
                     var r0 = 0
                     while r0 < ho {
-                        if let off {
-                            let rc = min(ir, ho - r0), out = scratch.workerDcol[wi].pointer
-                            ImplicitIm2col.padBand(xn, channels: cin, h: h, w: w, r0: r0, rc: rc, band: col, cs: cs)
-                            ek_sgemm_nn_rows(Int32(cout), Int32(ImplicitIm2col.columns(rc: rc, w: w)), Int32(k), wp, Int32(k),
-                                             col, off, 0, out, Int32(rc * (w + 2)))
-                            ImplicitIm2col.scatterBand(out, channels: cout, h: h, w: w, r0: r0, rc: rc, into: yn, accumulate: false)
-                            r0 += rc
-                            continue
-                        }
                         let rc = min(rows, ho - r0), pb = rc * wo
                         im2col3x3(xn, channels: cin, height: h, width: w, stride: stride, col: col, ld: pb, rowStart: r0, rowCount: rc)
                         convGEMM(m: cout, n: pb, k: k, a: wp, lda: k, b: col, ldb: pb, beta: 0, c: yn + r0 * wo, ldc: plane)
@@ -445,9 +440,7 @@ struct Conv3x3 {
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             let nw = min(scratch.workers, batch)
             let kw = cout * k
-            if implicitApplies && (dx == nil || wfp != nil),
-               let ir = ImplicitIm2col.fittingRows(ho: ho, w: w, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
-                                                   dcolCapacity: scratch.workerDcol[0].count) {
+            if dx == nil || wfp != nil, let ir = implicitRows(ho: ho, w: w, scratch: scratch) {
                 backwardImplicit(x: x, dy: dy, dx: dx, accumulate: accumulate, batch: batch, h: h, w: w, rows: ir, wf: wfp,
                                  dw: dw, db: db, scratch: scratch, biasGradient: biasGradient)
                 return
@@ -552,6 +545,35 @@ struct Conv3x3 {
                 }
             }
             n0 += gn
+        }
+    }
+
+    /// Forward of a stride-1, one-sample-per-GEMM layer without a column matrix: per band of `rows` output rows the
+    /// input band is padded once and Y = W·X̃ runs over its shifted rows (NN kernel, padded-width output, scattered).
+    private func forwardImplicit(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
+                                 rows: Int, params: UnsafePointer<Float>, scratch: ConvScratch, addBias: Bool) {
+        let plane = h * w, wp = w + 2, cs = (rows + 2) * wp
+        let nw = min(scratch.workers, batch)
+        ImplicitIm2col.passes += 1
+        parallelWorkers(nw) { wi in
+            let xb = scratch.workerCol[wi].pointer, out = scratch.workerDcol[wi].pointer
+            let off = scratch.rowOffsets(worker: wi, count: k)
+            ImplicitIm2col.fillOffsets(off, channels: cin, cs: cs, w: w)
+            var n = wi
+            while n < batch {
+                let xn = x + n * cin * plane, yn = y + n * cout * plane
+                var r0 = 0
+                while r0 < h {
+                    let rc = min(rows, h - r0)
+                    ImplicitIm2col.padBand(xn, channels: cin, h: h, w: w, r0: r0, rc: rc, band: xb, cs: cs)
+                    ek_sgemm_nn_rows(Int32(cout), Int32(ImplicitIm2col.columns(rc: rc, w: w)), Int32(k), params + weight,
+                                     Int32(k), xb, off, 0, out, Int32(rc * wp))
+                    ImplicitIm2col.scatterBand(out, channels: cout, h: h, w: w, r0: r0, rc: rc, into: yn, accumulate: false)
+                    r0 += rc
+                }
+                if addBias { addChannelBias(yn, params + bias, channels: cout, plane: plane) }
+                n += nw
+            }
         }
     }
 
