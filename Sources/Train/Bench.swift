@@ -35,9 +35,16 @@ public struct StepTiming: Codable, Sendable {
     public var blasThreads: Int
     public var globalBatch: Int
     public var medianStep: Double
-    /// Median over steps of the slowest rank's compute time and of the exposed (waited-for) communication.
+    /// Median over steps of the slowest rank's compute time.
     public var medianCompute: Double
+    /// Median over steps of the exposed communication: what the slowest rank (the step's critical path) waited for
+    /// the gradient all-reduce after its own backward ended. Time a faster rank spends waiting for a slower one is
+    /// load imbalance, not communication, and is reported apart (`medianSkew`, `medianLongestWait`).
     public var medianCommWait: Double
+    /// Median over steps of the longest wait of any rank (the fastest rank's: communication plus the skew).
+    public var medianLongestWait: Double
+    /// Median over steps of the spread of the ranks' compute times (slowest − fastest).
+    public var medianSkew: Double
     /// The benchmarked network's size and analytic forward FLOPs per image (so callers need not build another one).
     public var parameters: Int
     public var forwardFLOPsPerImage: Double
@@ -53,7 +60,9 @@ public enum StepBenchmark {
                                     comm: comm, seed: 0, bucketBytes: bucketBytes)
         let data = SyntheticSlices(count: globalBatch, size: size, numClasses: config.numClasses)
         let batch = Array(0..<globalBatch)
-        var times: [Double] = [], compute: [Double] = [], wait: [Double] = []
+        var times: [Double] = [], compute: [Double] = [], wait: [Double] = [], longest: [Double] = [], skew: [Double] = []
+        // Every rank's compute and wait of the step, each in its own slot (the sum gathers them).
+        var perRank = [Double](repeating: 0, count: 2 * comm.size)
         for i in 0..<(warmup + steps) {
             try comm.barrier()
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -62,12 +71,22 @@ public enum StepBenchmark {
             guard i >= warmup else { continue }
             // The step is as slow as its slowest rank.
             times.append(try comm.allReduceMax(dt))
-            compute.append(try comm.allReduceMax(engine.lastCompute))
-            wait.append(try comm.allReduceMax(engine.lastCommWait))
+            for j in perRank.indices { perRank[j] = 0 }
+            perRank[2 * comm.rank] = engine.lastCompute
+            perRank[2 * comm.rank + 1] = engine.lastCommWait
+            try comm.allReduceSum(&perRank)
+            let c = stride(from: 0, to: perRank.count, by: 2).map { perRank[$0] }
+            let w = stride(from: 1, to: perRank.count, by: 2).map { perRank[$0] }
+            let slowest = c.indices.max { c[$0] < c[$1] } ?? 0
+            compute.append(c[slowest])
+            wait.append(w[slowest])
+            longest.append(w.max() ?? 0)
+            skew.append((c.max() ?? 0) - (c.min() ?? 0))
             perStep?(i - warmup, times.last ?? 0)
         }
         return StepTiming(ranks: comm.size, blasThreads: BLASInfo.threads, globalBatch: globalBatch,
                           medianStep: median(times), medianCompute: median(compute), medianCommWait: median(wait),
+                          medianLongestWait: median(longest), medianSkew: median(skew),
                           parameters: net.parameterCount, forwardFLOPsPerImage: net.forwardFLOPs(height: size, width: size))
     }
 

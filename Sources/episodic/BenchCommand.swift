@@ -87,7 +87,9 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
                               "blas_threads": BLASInfo.threads, "conv_gemm": ConvGEMM.description, "cpu_s_per_step": cpuPerStep, "sgemm_gflops": sgemmRate,
                               "size": size, "batch": batch, "steps": steps, "ranks": world,
                               "compute_s": dp.medianCompute, "exposed_comm_s": dp.medianCommWait,
-                              "exposed_comm_fraction": dp.medianCommWait / dp.medianStep]
+                              "exposed_comm_fraction": dp.medianCommWait / dp.medianStep,
+                              "longest_rank_wait_s": dp.medianLongestWait, "longest_rank_wait_fraction": dp.medianLongestWait / dp.medianStep,
+                              "rank_skew_s": dp.medianSkew]
     if let p = peak {
         obj["blas_peak_gflops"] = p
         obj["blas_peak_per_rank_gflops"] = peakPerRank
@@ -105,8 +107,12 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     } else {
         print(String(format: "bench %d² global batch %d on %d rank(s), %d steps (+%d warm-up): median %.3f s/step, %.2f images/s, %.1f GFLOP/s",
                      size, batch, world, steps, warmup, dp.medianStep, dp.imagesPerSecond, gflops))
-        print(String(format: "per step: compute %.3f s, exposed all-reduce %.3f s (%.1f%%)", dp.medianCompute, dp.medianCommWait,
-                     100 * dp.medianCommWait / dp.medianStep))
+        print(String(format: "per step: compute %.3f s (slowest rank), exposed all-reduce %.3f s (%.1f%%, the slowest rank's wait)",
+                     dp.medianCompute, dp.medianCommWait, 100 * dp.medianCommWait / dp.medianStep))
+        if world > 1 {
+            print(String(format: "rank skew %.3f s (slowest − fastest compute); the fastest rank waits %.3f s (%.1f%%: all-reduce + skew)",
+                         dp.medianSkew, dp.medianLongestWait, 100 * dp.medianLongestWait / dp.medianStep))
+        }
         print("parameters \(obj["params"] ?? 0), peak RSS \(String(format: "%.0f", peakMB)) MB (largest rank), " +
               "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s) per rank, process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
               "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s; conv GEMMs: \(ConvGEMM.description)")

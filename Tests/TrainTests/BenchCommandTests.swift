@@ -46,6 +46,15 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(per.count, 2, r.summary)
         XCTAssertTrue(per.allSatisfy { $0 > 0.5 }, "\(per)")
         XCTAssertEqual(per.reduce(0, +), j["blas_peak_gflops"] as? Double ?? -1, accuracy: 1e-9)
+        // Exposed communication is the slowest rank's wait; a faster rank's longer wait is that plus the skew.
+        guard let step = j["median_step_s"] as? Double, let compute = j["compute_s"] as? Double, let exposed = j["exposed_comm_s"] as? Double,
+              let longest = j["longest_rank_wait_s"] as? Double, let skew = j["rank_skew_s"] as? Double else {
+            return XCTFail("missing communication fields in \(j)")
+        }
+        XCTAssertGreaterThanOrEqual(exposed, 0)
+        XCTAssertGreaterThanOrEqual(skew, 0)
+        XCTAssertGreaterThanOrEqual(longest, exposed, "medians of per-step values where longest ≥ exposed in every step")
+        XCTAssertLessThanOrEqual(compute, step, "the slowest rank's compute fits inside the step it is part of")
     }
 
     func testBadOptionsAreRefusedByName() throws {
