@@ -243,7 +243,8 @@ enum ImplicitIm2col {
         return (out, dyT, dyT + cout * r * wp)
     }
 
-    /// Layers up to this Cout take the implicit path (the 128² and 64² networks' stride-1 layers from 32² planes up);
+    /// Layers up to this Cout take the implicit path (the 128² and 64² networks' stride-1 layers from 32² planes up,
+    /// and the 64² network's 16² ones);
     /// wider ones keep the grouped column path, where OpenBLAS's NT product serves their weight gradient.
     static let maxCout = 128
 
@@ -252,9 +253,11 @@ enum ImplicitIm2col {
     static func usable() -> Bool { ConvGEMM.useKernels && Im2col.useImplicit }
 
     /// Planes at least this wide run one sample per GEMM in the implicit form even where the column path would group
-    /// samples (32² planes): a per-sample GEMM has ≥ ~1000 columns there, and the grouped column matrix it replaces
-    /// (75 MB for the 256→128 decoder conv at 128², batch 8) went through memory twice and was kept for backward.
-    static let minGroupedWidth = 32
+    /// samples: the grouped column matrix it replaces (75 MB for the 256→128 decoder conv at 128², batch 8; 19 MB at
+    /// 16² in the 64² network) went through memory twice and was kept for backward. At 16² a per-sample GEMM still has
+    /// 288 columns; moving the 64² network's 16² layers here cut their time 0.115 → 0.086 s per step (1 rank, batch 8).
+    /// Benchmark knob: EPISODIC_IMPLICIT_MIN_WIDTH (read once, before any workspace is sized).
+    nonisolated(unsafe) static var minGroupedWidth = Conv3x3.envInt("EPISODIC_IMPLICIT_MIN_WIDTH") ?? 16
 }
 
 /// 3×3 convolution, padding 1, stride 1 or 2, with bias. Weight [cout, cin, 3, 3] at `weight` in the arena, bias
@@ -287,7 +290,7 @@ struct Conv3x3 {
                                           dcolCapacity: scratch.workerDcol[0].count)
     }
 
-    /// Samples per GEMM for this layer at this shape: 1 on the implicit path from 32-wide planes up, else groupSize.
+    /// Samples per GEMM for this layer at this shape: 1 on the implicit path from 16-wide planes up, else groupSize.
     /// Workspaces are sized from it, so it must not change between sizing and use (the knobs are set before).
     func samplesPerGEMM(batch: Int, outH ho: Int, outW wo: Int) -> Int {
         if wo >= ImplicitIm2col.minGroupedWidth && implicitApplies { return 1 }
