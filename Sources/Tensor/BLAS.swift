@@ -39,7 +39,7 @@ public enum ConvGEMM {
     public static var description: String {
         guard useKernels else { return "OpenBLAS only" }
         return "episodic AVX-512 kernels (NN M ≤ 128, NT M ≤ 32, or ≤ 64 aligned; implicit im2col for stride-1 convs " +
-            "on planes ≥ \(ImplicitIm2col.minGroupedWidth) wide with Cout ≤ \(ImplicitIm2col.maxCout)" + (Im2col.useImplicit ? "" : ": off") + ") + OpenBLAS"
+            "on planes ≥ \(ImplicitIm2col.minGroupedWidth) wide with Cout ≤ \(ImplicitIm2col.maxCout), any Cout from \(ImplicitIm2col.wideMinWidth) wide" + (Im2col.useImplicit ? "" : ": off") + ") + OpenBLAS"
     }
 }
 

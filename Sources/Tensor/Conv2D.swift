@@ -243,10 +243,16 @@ enum ImplicitIm2col {
         return (out, dyT, dyT + cout * r * wp)
     }
 
-    /// Layers up to this Cout take the implicit path (the 128² and 64² networks' stride-1 layers from 32² planes up,
-    /// and the 64² network's 16² ones);
-    /// wider ones keep the grouped column path, where OpenBLAS's NT product serves their weight gradient.
-    static let maxCout = 128
+    /// Layers up to this Cout take the implicit path on any plane (the 128² and 64² networks' stride-1 layers from
+    /// 32² planes up, and the 64² network's 16² ones); wider ones only on planes at least `wideMinWidth` wide, and
+    /// otherwise keep the grouped column path, where OpenBLAS's NT product serves their weight gradient.
+    nonisolated(unsafe) static var maxCout = Conv3x3.envInt("EPISODIC_IMPLICIT_MAX_COUT") ?? 128
+
+    /// Planes from which Cout > maxCout layers take the implicit path too. At 32² (the 256² network's Cout-256
+    /// level) the grouped path kept a 151 MB column matrix per conv and its forward ran at a quarter of the implicit
+    /// one's speed; at 16² (the 128² network's Cout-256 level) the implicit backward lost more than its forward gained.
+    /// Benchmark knob: EPISODIC_IMPLICIT_WIDE_WIDTH.
+    nonisolated(unsafe) static var wideMinWidth = Conv3x3.envInt("EPISODIC_IMPLICIT_WIDE_WIDTH") ?? 32
 
     /// Whether the implicit form can run: the project's kernels on this CPU. Any M: the row-offset kernels have no
     /// OpenBLAS counterpart (the largest the U-Net routes here is M = 256, the 256→128 decoder conv's dx).
@@ -281,11 +287,13 @@ struct Conv3x3 {
     nonisolated(unsafe) static var groupColumns = Conv3x3.envInt("EPISODIC_CONV_GROUP_COLUMNS") ?? 2048
 
     /// The forward runs implicit im2col at this shape (the backward too when its bands fit the scratch).
-    var implicitApplies: Bool { stride == 1 && cin > 1 && cout <= ImplicitIm2col.maxCout && ImplicitIm2col.usable() }
+    func implicitApplies(width w: Int) -> Bool {
+        stride == 1 && cin > 1 && (cout <= ImplicitIm2col.maxCout || w >= ImplicitIm2col.wideMinWidth) && ImplicitIm2col.usable()
+    }
 
     /// Band rows of the implicit path for this layer in this scratch, or nil for the column path.
     func implicitRows(ho: Int, w: Int, scratch: ConvScratch) -> Int? {
-        guard implicitApplies else { return nil }
+        guard implicitApplies(width: w) else { return nil }
         return ImplicitIm2col.fittingRows(ho: ho, w: w, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
                                           dcolCapacity: scratch.workerDcol[0].count)
     }
@@ -293,7 +301,7 @@ struct Conv3x3 {
     /// Samples per GEMM for this layer at this shape: 1 on the implicit path from 16-wide planes up, else groupSize.
     /// Workspaces are sized from it, so it must not change between sizing and use (the knobs are set before).
     func samplesPerGEMM(batch: Int, outH ho: Int, outW wo: Int) -> Int {
-        if wo >= ImplicitIm2col.minGroupedWidth && implicitApplies { return 1 }
+        if wo >= ImplicitIm2col.minGroupedWidth && implicitApplies(width: wo) { return 1 }
         return Conv3x3.groupSize(batch: batch, outPlane: ho * wo)
     }
 

@@ -17,6 +17,43 @@ final class ConvKernelTests: XCTestCase {
         Im2col.useKernel = ConvGEMM.kernelsAvailable
         Im2col.useImplicit = true
         ImplicitIm2col.bandFloats = 128 * 1024
+        ImplicitIm2col.maxCout = 128
+        ImplicitIm2col.wideMinWidth = 32
+        ImplicitIm2col.minGroupedWidth = 16
+    }
+
+    /// Which layers take the implicit path: Cout ≤ maxCout from minGroupedWidth-wide planes up (narrower ones group
+    /// samples on the column path), wider Couts only from wideMinWidth; stride 2 and Cin = 1 never. A wide-Cout layer
+    /// on the implicit path gives the column path's y bit for bit.
+    func testImplicitPathSelection() {
+        ImplicitIm2col.maxCout = 8
+        let narrow = Conv3x3(cin: 8, cout: 8, stride: 1, weight: 0, bias: 8 * 8 * 9)
+        let wide = Conv3x3(cin: 16, cout: 16, stride: 1, weight: 0, bias: 16 * 16 * 9)
+        XCTAssertEqual(narrow.samplesPerGEMM(batch: 4, outH: 16, outW: 16), 1)
+        XCTAssertGreaterThan(narrow.samplesPerGEMM(batch: 4, outH: 8, outW: 8), 1, "8-wide planes group samples")
+        XCTAssertTrue(wide.implicitApplies(width: 32))
+        XCTAssertFalse(wide.implicitApplies(width: 31), "Cout above maxCout below wideMinWidth")
+        XCTAssertGreaterThan(wide.samplesPerGEMM(batch: 4, outH: 16, outW: 16), 1)
+        XCTAssertFalse(Conv3x3(cin: 8, cout: 8, stride: 2, weight: 0, bias: 0).implicitApplies(width: 64))
+        XCTAssertFalse(Conv3x3(cin: 1, cout: 8, stride: 1, weight: 0, bias: 0).implicitApplies(width: 64))
+
+        let (batch, h, w) = (2, 5, 33)
+        let params = randomArray(16 * 16 * 9 + 16, key: 51, scale: 0.2), x = randomArray(batch * 16 * h * w, key: 52)
+        func forward(implicit: Bool) -> [Float] {
+            Im2col.useImplicit = implicit
+            let need = wide.scratchNeeds(batch: batch, h: h, w: w)  // the grouping depends on the path
+            let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 1, workerColCount: need.2, workerDWCount: need.3)
+            var y = [Float](repeating: .nan, count: batch * 16 * h * w)
+            x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in y.withUnsafeMutableBufferPointer { yp in
+                wide.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, h: h, w: w, params: pp.baseAddress!, scratch: scratch)
+            } } }
+            return y
+        }
+        let before = ImplicitIm2col.passes
+        let y1 = forward(implicit: true)
+        XCTAssertEqual(ImplicitIm2col.passes, before + 1, "the Cout-16 layer on a 33-wide plane took the implicit path")
+        let y0 = forward(implicit: false)
+        XCTAssertTrue(zip(y1, y0).allSatisfy { $0.bitPattern == $1.bitPattern }, "y differs between the paths")
     }
 
     /// The implicit-im2col path (padded bands read in place by the row-offset kernels) against the column-matrix
