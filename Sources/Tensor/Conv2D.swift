@@ -283,6 +283,14 @@ struct Conv3x3 {
     /// Samples per GEMM: enough columns (~2048) to keep the GEMM efficient at tiny planes.
     static func groupSize(batch: Int, outPlane: Int) -> Int { max(1, min(batch, groupColumns / max(1, outPlane))) }
 
+    /// Grouped layers up to this Cout take their stride-1 input gradient as a convolution with the flipped kernel;
+    /// wider ones (the 480-channel levels) as dcol = Wᵀ·dy and col2im. The flipped form exists for the GEMM's inner
+    /// dimension (Cout·9 instead of Cout), which no longer matters at Cout 480, while its weight flip costs a pass
+    /// over the largest weights every step: 64² backward of those levels 0.097 / 0.090 → 0.088 / 0.080 s (1 rank,
+    /// batch 8, two profile pairs); with the 256-channel level as well it was no better. Benchmark knob:
+    /// EPISODIC_GROUPED_FLIP_MAX_COUT.
+    nonisolated(unsafe) static var groupedFlipMaxCout = Conv3x3.envInt("EPISODIC_GROUPED_FLIP_MAX_COUT") ?? 256
+
     /// Target GEMM width in columns when grouping samples (tests lower it to 1 to exercise the per-sample path).
     nonisolated(unsafe) static var groupColumns = Conv3x3.envInt("EPISODIC_CONV_GROUP_COLUMNS") ?? 2048
 
@@ -437,7 +445,7 @@ struct Conv3x3 {
         // im2col(dy) fits the worker's dcol buffer.
         // The grouped path uses the same form: its dcol GEMM (inner dimension cout, a 9·cin-row output) and col2im
         // were ~45 % of the step at 64² (layers at 32² and below).
-        let flipDX = dx != nil && stride == 1 && cout <= cin
+        let flipDX = dx != nil && stride == 1 && cout <= cin && (g == 1 || cout <= Conv3x3.groupedFlipMaxCout)
         if let dx = dx, !accumulate, !flipDX { zeroFill(dx, batch * cin * h * w) }
         let kf = cout * 9
         var wfp: UnsafePointer<Float>? = nil

@@ -47,9 +47,11 @@ final class GradientCheckTests: XCTestCase {
         Conv3x3.groupColumns = 2048
         Conv3x3.tileThreshold = 512 * 1024
         Conv3x3.tileFloats = 256 * 1024
+        Conv3x3.groupedFlipMaxCout = 256
     }
 
-    func runConv3x3(stride: Int, groupColumns: Int, batch: Int = 3, cin: Int = 3, cout: Int = 4, h: Int = 7, w: Int = 6) {
+    func runConv3x3(stride: Int, groupColumns: Int, batch: Int = 3, cin: Int = 3, cout: Int = 4, h: Int = 7, w: Int = 6,
+                    expectFlip: Bool? = nil) {
         Conv3x3.groupColumns = groupColumns
         let conv = Conv3x3(cin: cin, cout: cout, stride: stride, weight: 0, bias: cout * cin * 9)
         let (ho, wo) = conv.outputSize(h, w)
@@ -75,6 +77,7 @@ final class GradientCheckTests: XCTestCase {
                               params: pp.baseAddress!, grads: gp.baseAddress!, scratch: scratch)
             } }
         } } }
+        if let expectFlip { XCTAssertEqual(scratch.flipped != nil, expectFlip, "the input gradient's path") }
         let p0 = params
         checkFD("conv s\(stride) g\(groupColumns) dx", &x, indices: sampleIndices(x.count, count: 40, key: 4), analytic: dx) { loss($0, p0) }
         let x0 = x
@@ -86,8 +89,13 @@ final class GradientCheckTests: XCTestCase {
     func testConv3x3Stride1Grouped() { runConv3x3(stride: 1, groupColumns: 2048) }
     // cout ≤ cin: the stride-1 input gradient is computed as a convolution with the flipped kernel.
     func testConv3x3Stride1FlippedPerSample() { runConv3x3(stride: 1, groupColumns: 1, cin: 5, cout: 3) }
-    func testConv3x3Stride1FlippedGrouped() { runConv3x3(stride: 1, groupColumns: 2048, cin: 5, cout: 3) }
+    func testConv3x3Stride1FlippedGrouped() { runConv3x3(stride: 1, groupColumns: 2048, cin: 5, cout: 3, expectFlip: true) }
     func testConv3x3Stride1FlippedGroupedPartialGroup() { runConv3x3(stride: 1, groupColumns: 84, batch: 3, cin: 4, cout: 4) }
+    // A grouped layer wider than groupedFlipMaxCout takes dcol + col2im even with cout ≤ cin (the 480-channel levels).
+    func testConv3x3Stride1GroupedAboveFlipLimit() {
+        Conv3x3.groupedFlipMaxCout = 2
+        runConv3x3(stride: 1, groupColumns: 2048, cin: 5, cout: 3, expectFlip: false)
+    }
 
     /// accumulate: true adds the input gradient to what dx holds, on every path (per sample, grouped, flipped or not).
     func testConv3x3AccumulateAddsToDx() {
