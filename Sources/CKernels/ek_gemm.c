@@ -39,6 +39,17 @@ void ek_adamw(long n, float *p, const float *g, float *m, float *v, float b1, fl
     (void)n; (void)p; (void)g; (void)m; (void)v; (void)b1; (void)a1; (void)b2; (void)a2; (void)decay; (void)step;
     (void)inv_bc2_sqrt; (void)eps;
 }
+void ek_inorm_apply(long n, const float *y, float *a, float g, float b, float slope) {
+    (void)n; (void)y; (void)a; (void)g; (void)b; (void)slope;
+}
+void ek_inorm_bwd_sums(long n, const float *y, const float *d, float mean, float rstd, float gam, float bet, float slope,
+                       double *sum_dz, double *sum_dzx) {
+    (void)n; (void)y; (void)d; (void)mean; (void)rstd; (void)gam; (void)bet; (void)slope; (void)sum_dz; (void)sum_dzx;
+}
+void ek_inorm_bwd_apply(long n, float *y, const float *d, float mean, float rstd, float gam, float bet, float slope,
+                        float k, float mdz, float mdzx) {
+    (void)n; (void)y; (void)d; (void)mean; (void)rstd; (void)gam; (void)bet; (void)slope; (void)k; (void)mdz; (void)mdzx;
+}
 void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++)
@@ -578,6 +589,69 @@ EK_TARGET void ek_adamw(long n, float *p, const float *g, float *m, float *v, fl
         const __m512 pi = _mm512_maskz_loadu_ps(k, p + i);
         const __m512 upd = _mm512_sub_ps(_mm512_mul_ps(pi, vdecay), _mm512_div_ps(_mm512_mul_ps(vstep, mi), denom));
         _mm512_mask_storeu_ps(p + i, k, upd);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* InstanceNorm + LeakyReLU planes (see ek_gemm.h). Explicit mul and add     */
+/* intrinsics (no FMA) and the portable loops' lane order: bit-identical to  */
+/* the Swift loops, which compile to 4-wide SSE here.                        */
+/* ------------------------------------------------------------------------ */
+EK_TARGET void ek_inorm_apply(long n, const float *y, float *a, float g, float b, float slope) {
+    const __m512 vg = _mm512_set1_ps(g), vb = _mm512_set1_ps(b), vs = _mm512_set1_ps(slope), zero = _mm512_setzero_ps();
+    for (long i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 z = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), vg), vb);
+        const __mmask16 neg = _mm512_cmp_ps_mask(z, zero, _CMP_NGT_UQ); /* !(z > 0), as the ternary */
+        _mm512_mask_storeu_ps(a + i, k, _mm512_mask_mul_ps(z, neg, z, vs));
+    }
+}
+
+EK_TARGET void ek_inorm_bwd_sums(long n, const float *y, const float *d, float mean, float rstd, float gam, float bet,
+                                 float slope, double *sum_dz, double *sum_dzx) {
+    const __m512 vm = _mm512_set1_ps(mean), vr = _mm512_set1_ps(rstd), vg = _mm512_set1_ps(gam),
+                 vb = _mm512_set1_ps(bet), vs = _mm512_set1_ps(slope), zero = _mm512_setzero_ps();
+    __m512 sdz = _mm512_setzero_ps(), sdzx = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(y + i), vm), vr);
+        const __m512 z = _mm512_add_ps(_mm512_mul_ps(xh, vg), vb);
+        const __m512 dv = _mm512_loadu_ps(d + i);
+        const __mmask16 neg = _mm512_cmp_ps_mask(z, zero, _CMP_NGT_UQ);
+        const __m512 dz = _mm512_mask_mul_ps(dv, neg, dv, vs);
+        sdz = _mm512_add_ps(sdz, dz);
+        sdzx = _mm512_add_ps(sdzx, _mm512_mul_ps(dz, xh));
+    }
+    float l1[16], l2[16];
+    _mm512_storeu_ps(l1, sdz);
+    _mm512_storeu_ps(l2, sdzx);
+    double s1 = 0, s2 = 0;
+    for (int l = 0; l < 16; l++) { s1 += (double)l1[l]; s2 += (double)l2[l]; }
+    for (; i < n; i++) {
+        const float xh = (y[i] - mean) * rstd;
+        const float z = xh * gam + bet;
+        const float dz = z > 0 ? d[i] : d[i] * slope;
+        s1 += (double)dz;
+        s2 += (double)(dz * xh);
+    }
+    *sum_dz = s1;
+    *sum_dzx = s2;
+}
+
+EK_TARGET void ek_inorm_bwd_apply(long n, float *y, const float *d, float mean, float rstd, float gam, float bet,
+                                  float slope, float k, float mdz, float mdzx) {
+    const __m512 vm = _mm512_set1_ps(mean), vr = _mm512_set1_ps(rstd), vg = _mm512_set1_ps(gam), vb = _mm512_set1_ps(bet),
+                 vs = _mm512_set1_ps(slope), vk = _mm512_set1_ps(k), vmdz = _mm512_set1_ps(mdz),
+                 vmdzx = _mm512_set1_ps(mdzx), zero = _mm512_setzero_ps();
+    for (long i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + i), vm), vr);
+        const __m512 z = _mm512_add_ps(_mm512_mul_ps(xh, vg), vb);
+        const __m512 dv = _mm512_maskz_loadu_ps(m, d + i);
+        const __mmask16 neg = _mm512_cmp_ps_mask(z, zero, _CMP_NGT_UQ);
+        const __m512 dz = _mm512_mask_mul_ps(dv, neg, dv, vs);
+        const __m512 out = _mm512_mul_ps(vk, _mm512_sub_ps(_mm512_sub_ps(dz, vmdz), _mm512_mul_ps(xh, vmdzx)));
+        _mm512_mask_storeu_ps(y + i, m, out);
     }
 }
 

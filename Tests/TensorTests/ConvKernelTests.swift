@@ -20,6 +20,37 @@ final class ConvKernelTests: XCTestCase {
         ImplicitIm2col.maxCout = 128
         ImplicitIm2col.wideMinWidth = 32
         ImplicitIm2col.minGroupedWidth = 16
+        InstanceNormLeakyReLU.useKernel = ConvGEMM.kernelsAvailable
+    }
+
+    /// The vector InstanceNorm+LeakyReLU kernels give the portable loops' bits: activations, saved statistics, the
+    /// input gradient and dγ/dβ, over plane sizes around the 16-lane width and a plane large enough to go through
+    /// several lanes' worth of elements; negative and positive pre-activations both occur.
+    func testVectorInstanceNormEqualsPortable() {
+        for (batch, channels, plane) in [(2, 3, 1), (1, 2, 15), (2, 2, 16), (3, 2, 17), (2, 3, 33), (1, 2, 100), (2, 2, 4096 + 5)] {
+            let norm = InstanceNormLeakyReLU(channels: channels, gamma: 0, beta: channels, eps: 1e-5, slope: 0.01)
+            var params = randomArray(2 * channels, key: 61, scale: 0.5)
+            for c in 0..<channels { params[c] += 1 }
+            let y0 = randomArray(batch * channels * plane, key: 62), da = randomArray(y0.count, key: 63)
+            func run(kernel: Bool) -> ([Float], [Float], [Float], [Float]) {
+                InstanceNormLeakyReLU.useKernel = kernel
+                var y = y0, a = [Float](repeating: .nan, count: y0.count)
+                var stats = [Float](repeating: .nan, count: 2 * batch * channels), grads = [Float](repeating: .nan, count: 2 * channels)
+                y.withUnsafeMutableBufferPointer { yp in a.withUnsafeMutableBufferPointer { ap in params.withUnsafeBufferPointer { pp in
+                    stats.withUnsafeMutableBufferPointer { sp in grads.withUnsafeMutableBufferPointer { gp in da.withUnsafeBufferPointer { dp in
+                        norm.forward(y: yp.baseAddress!, a: ap.baseAddress!, batch: batch, plane: plane, params: pp.baseAddress!, stats: sp.baseAddress!)
+                        norm.backward(y: yp.baseAddress!, da: dp.baseAddress!, batch: batch, plane: plane, params: pp.baseAddress!,
+                                      grads: gp.baseAddress!, stats: sp.baseAddress!)
+                    } } }
+                } } }
+                return (a, stats, y, grads)
+            }
+            let v = run(kernel: true), p = run(kernel: false)
+            XCTAssertTrue(v.0.contains { $0 < 0 } && v.0.contains { $0 > 0 }, "both LeakyReLU branches")
+            for (name, u, w) in [("a", v.0, p.0), ("stats", v.1, p.1), ("dy", v.2, p.2), ("dγ,dβ", v.3, p.3)] {
+                XCTAssertTrue(zip(u, w).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(name) differs at \(batch)×\(channels)×\(plane)")
+            }
+        }
     }
 
     /// Which layers take the implicit path: Cout ≤ maxCout from minGroupedWidth-wide planes up (narrower ones group

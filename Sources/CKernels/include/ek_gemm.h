@@ -66,3 +66,14 @@ void ek_col2im3x3(const float *dcol, int ld, int channels, int h, int w, int str
 #endif
 
 #endif /* EK_GEMM_H */
+
+/* InstanceNorm + LeakyReLU, one (sample, channel) plane of n floats (AVX-512; the Swift loops are the portable form
+ * and give the same bits). Forward: a = lrelu(y*g + b) (multiply, then add). Backward pass 1: with
+ * xh = (y - mean)*rstd, z = xh*gam + bet, dz = z > 0 ? d : d*slope, the sums of dz and dz*xh over 16 float lanes
+ * (element i in lane i % 16), the lanes then added in order in double, the n % 16 tail in double. Pass 2:
+ * y = k*((dz - mdz) - xh*mdzx) in place. */
+void ek_inorm_apply(long n, const float *y, float *a, float g, float b, float slope);
+void ek_inorm_bwd_sums(long n, const float *y, const float *d, float mean, float rstd, float gam, float bet, float slope,
+                       double *sum_dz, double *sum_dzx);
+void ek_inorm_bwd_apply(long n, float *y, const float *d, float mean, float rstd, float gam, float bet, float slope,
+                        float k, float mdz, float mdzx);
