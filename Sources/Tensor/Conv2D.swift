@@ -255,7 +255,7 @@ enum ImplicitIm2col {
     nonisolated(unsafe) static var wideMinWidth = Conv3x3.envInt("EPISODIC_IMPLICIT_WIDE_WIDTH") ?? 32
 
     /// Whether the implicit form can run: the project's kernels on this CPU. Any M: the row-offset kernels have no
-    /// OpenBLAS counterpart (the largest the U-Net routes here is M = 256, the 256→128 decoder conv's dx).
+    /// OpenBLAS counterpart (the largest the U-Net routes here is M = 512, the 512→256 decoder conv's dx at 256²).
     static func usable() -> Bool { ConvGEMM.useKernels && Im2col.useImplicit }
 
     /// Planes at least this wide run one sample per GEMM in the implicit form even where the column path would group
@@ -443,8 +443,8 @@ struct Conv3x3 {
         // dx = W̃·im2col(dy) with W̃ [cin, cout·9], so the GEMM's inner dimension is cout·9 instead of cout and no
         // col2im is needed (the dcol GEMM with K = cout is memory-bound at 128², Cout 32). Needs cout ≤ cin so
         // im2col(dy) fits the worker's dcol buffer.
-        // The grouped path uses the same form: its dcol GEMM (inner dimension cout, a 9·cin-row output) and col2im
-        // were ~45 % of the step at 64² (layers at 32² and below).
+        // The grouped path uses the same form up to groupedFlipMaxCout: its dcol GEMM (inner dimension cout, a
+        // 9·cin-row output) and col2im were ~45 % of the step at 64² (layers at 32² and below, Cout 32–480).
         let flipDX = dx != nil && stride == 1 && cout <= cin && (g == 1 || cout <= Conv3x3.groupedFlipMaxCout)
         if let dx = dx, !accumulate, !flipDX { zeroFill(dx, batch * cin * h * w) }
         let kf = cout * 9
