@@ -49,6 +49,13 @@ public struct StepTiming: Codable, Sendable {
     public var parameters: Int
     public var forwardFLOPsPerImage: Double
     public var imagesPerSecond: Double { Double(globalBatch) / medianStep }
+
+    /// One step's per-rank compute and wait times → the slowest rank's compute, its wait (the exposed
+    /// communication), the longest wait of any rank, and the skew (slowest − fastest compute).
+    public static func split(compute c: [Double], wait w: [Double]) -> (compute: Double, exposed: Double, longestWait: Double, skew: Double) {
+        guard let slowest = c.indices.max(by: { c[$0] < c[$1] }), w.count == c.count else { return (0, 0, 0, 0) }
+        return (c[slowest], w[slowest], w.max() ?? 0, c[slowest] - (c.min() ?? 0))
+    }
 }
 
 public enum StepBenchmark {
@@ -75,13 +82,12 @@ public enum StepBenchmark {
             perRank[2 * comm.rank] = engine.lastCompute
             perRank[2 * comm.rank + 1] = engine.lastCommWait
             try comm.allReduceSum(&perRank)
-            let c = stride(from: 0, to: perRank.count, by: 2).map { perRank[$0] }
-            let w = stride(from: 1, to: perRank.count, by: 2).map { perRank[$0] }
-            let slowest = c.indices.max { c[$0] < c[$1] } ?? 0
-            compute.append(c[slowest])
-            wait.append(w[slowest])
-            longest.append(w.max() ?? 0)
-            skew.append((c.max() ?? 0) - (c.min() ?? 0))
+            let split = StepTiming.split(compute: stride(from: 0, to: perRank.count, by: 2).map { perRank[$0] },
+                                         wait: stride(from: 1, to: perRank.count, by: 2).map { perRank[$0] })
+            compute.append(split.compute)
+            wait.append(split.exposed)
+            longest.append(split.longestWait)
+            skew.append(split.skew)
             perStep?(i - warmup, times.last ?? 0)
         }
         return StepTiming(ranks: comm.size, blasThreads: BLASInfo.threads, globalBatch: globalBatch,
