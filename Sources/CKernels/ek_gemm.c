@@ -69,6 +69,9 @@ void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float 
 #define EK_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
 #define EK_INLINE static inline __attribute__((always_inline))
 
+/* The load/store mask of a 16-lane step with `rem` elements left: all lanes, or the low rem. */
+EK_INLINE __mmask16 ek_lanes(long rem) { return rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u); }
+
 int ek_avx512_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
@@ -307,7 +310,7 @@ EK_TARGET void ek_transpose(int rows, int cols, const float *src, int lds, float
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     const __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32(lds));
     for (int r0 = 0; r0 < rows; r0 += 16) {
-        const __mmask16 m = rows - r0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (rows - r0)) - 1u);
+        const __mmask16 m = ek_lanes(rows - r0);
         const float *s = src + (size_t)r0 * lds;
         float *d = dst + r0;
         for (int c = 0; c < cols; c++)
@@ -578,7 +581,7 @@ EK_TARGET void ek_adamw(long n, float *p, const float *g, float *m, float *v, fl
                  va2 = _mm512_set1_ps(a2), vdecay = _mm512_set1_ps(decay), vstep = _mm512_set1_ps(step),
                  vinv = _mm512_set1_ps(inv_bc2_sqrt), veps = _mm512_set1_ps(eps);
     for (long i = 0; i < n; i += 16) {
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __mmask16 k = ek_lanes(n - i);
         const __m512 gi = _mm512_maskz_loadu_ps(k, g + i);
         const __m512 mi = _mm512_add_ps(_mm512_mul_ps(vb1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(va1, gi));
         const __m512 vi = _mm512_add_ps(_mm512_mul_ps(vb2, _mm512_maskz_loadu_ps(k, v + i)),
@@ -600,7 +603,7 @@ EK_TARGET void ek_adamw(long n, float *p, const float *g, float *m, float *v, fl
 EK_TARGET void ek_inorm_apply(long n, const float *y, float *a, float g, float b, float slope) {
     const __m512 vg = _mm512_set1_ps(g), vb = _mm512_set1_ps(b), vs = _mm512_set1_ps(slope), zero = _mm512_setzero_ps();
     for (long i = 0; i < n; i += 16) {
-        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __mmask16 k = ek_lanes(n - i);
         const __m512 z = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + i), vg), vb);
         const __mmask16 neg = _mm512_cmp_ps_mask(z, zero, _CMP_NGT_UQ); /* !(z > 0), as the ternary */
         _mm512_mask_storeu_ps(a + i, k, _mm512_mask_mul_ps(z, neg, z, vs));
@@ -644,7 +647,7 @@ EK_TARGET void ek_inorm_bwd_apply(long n, float *y, const float *d, float mean, 
                  vs = _mm512_set1_ps(slope), vk = _mm512_set1_ps(k), vmdz = _mm512_set1_ps(mdz),
                  vmdzx = _mm512_set1_ps(mdzx), zero = _mm512_setzero_ps();
     for (long i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __mmask16 m = ek_lanes(n - i);
         const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, y + i), vm), vr);
         const __m512 z = _mm512_add_ps(_mm512_mul_ps(xh, vg), vb);
         const __m512 dv = _mm512_maskz_loadu_ps(m, d + i);

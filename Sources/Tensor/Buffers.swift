@@ -24,3 +24,20 @@ func zeroFill(_ p: UnsafeMutablePointer<Float>, _ n: Int) { p.update(repeating: 
 func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int) {
     for i in 0..<n { y[i] += x[i] }
 }
+
+/// The grouped GEMMs' re-layout, samples side by side: [g, c, plane] (sample stride `sampleStride`) → [c, g·plane].
+func gatherSamples(_ src: UnsafePointer<Float>, sampleStride: Int, into dst: UnsafeMutablePointer<Float>, channels: Int,
+                   samples g: Int, plane: Int) {
+    for i in 0..<g { for c in 0..<channels { (dst + c * g * plane + i * plane).update(from: src + i * sampleStride + c * plane, count: plane) } }
+}
+
+/// The inverse of gatherSamples: [c, g·plane] → [g, c, plane] (sample stride `sampleStride`), written or added.
+func scatterSamples(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, sampleStride: Int, channels: Int,
+                    samples g: Int, plane: Int, accumulate: Bool = false) {
+    for i in 0..<g {
+        for c in 0..<channels {
+            let s = src + c * g * plane + i * plane, d = dst + i * sampleStride + c * plane
+            if accumulate { addInPlace(d, s, plane) } else { d.update(from: s, count: plane) }
+        }
+    }
+}

@@ -184,9 +184,13 @@ enum ImplicitIm2col {
         // A small plane is one band even if somewhat larger: the weight-gradient GEMM's inner dimension is the band's
         // columns and it got slow on short ones (32² planes: 1 band of 1 086 columns instead of 3 of ~370).
         if channels * (ho + 2) * (w + 2) <= 4 * bandFloats { return ho }
-        let r = max(1, min(ho, bandFloats / max(1, channels * (w + 2)) - 2))
+        return balanced(ho: ho, rows: max(1, min(ho, bandFloats / max(1, channels * (w + 2)) - 2)))
+    }
+
+    /// The fewest bands of at most `rows` rows over `ho`, of near-equal height: the rows per band.
+    static func balanced(ho: Int, rows r: Int) -> Int {
         let nb = (ho + r - 1) / r
-        return (ho + nb - 1) / nb  // balanced bands
+        return (ho + nb - 1) / nb
     }
 
     static func padBand(_ x: UnsafePointer<Float>, channels: Int, h: Int, w: Int, r0: Int, rc: Int,
@@ -231,8 +235,7 @@ enum ImplicitIm2col {
         var r = bandRows(ho: ho, w: w, channels: cin)
         while r >= 1 && (cin * (r + 2) * wp > colCapacity || dcolLayout(rows: r, w: w, cin: cin, cout: cout).total > dcolCapacity) { r -= 1 }
         guard r >= 1 else { return nil }
-        let nb = (ho + r - 1) / r
-        return (ho + nb - 1) / nb
+        return balanced(ho: ho, rows: r)
     }
 
     /// Offsets (floats) in a backward worker's `dcol` buffer: the dy band, the input-gradient band, and dy′ transposed
@@ -304,6 +307,12 @@ struct Conv3x3 {
         guard implicitApplies(width: w) else { return nil }
         return ImplicitIm2col.fittingRows(ho: ho, w: w, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
                                           dcolCapacity: scratch.workerDcol[0].count)
+    }
+
+    /// The workspace was sized for this grouping; a knob changed since would overrun it.
+    private func checkGroupedScratch(g: Int, plane: Int, _ scratch: ConvScratch) {
+        precondition(k * g * plane <= scratch.col.count && cout * g * plane <= scratch.tmp.count,
+                     "Conv3x3 \(cin)→\(cout): scratch sized for another grouping (knobs changed after the workspace was made)")
     }
 
     /// Samples per GEMM for this layer at this shape: 1 on the implicit path from 16-wide planes up, else groupSize.
@@ -392,9 +401,7 @@ struct Conv3x3 {
             }
             return
         }
-        // The workspace was sized for this grouping; a knob changed since would overrun it.
-        precondition(k * g * plane <= scratch.col.count && cout * g * plane <= scratch.tmp.count,
-                     "Conv3x3 \(cin)→\(cout): scratch sized for another grouping (knobs changed after the workspace was made)")
+        checkGroupedScratch(g: g, plane: plane, scratch)
         var n0 = 0
         while n0 < batch {
             let gn = min(g, batch - n0)
@@ -503,8 +510,7 @@ struct Conv3x3 {
             }
             return
         }
-        precondition(k * g * plane <= scratch.col.count && cout * g * plane <= scratch.tmp.count,
-                     "Conv3x3 \(cin)→\(cout): scratch sized for another grouping (knobs changed after the workspace was made)")
+        checkGroupedScratch(g: g, plane: plane, scratch)
         var n0 = 0
         while n0 < batch {
             let gn = min(g, batch - n0)
@@ -526,11 +532,7 @@ struct Conv3x3 {
                 dyg = dy + n0 * cout * plane
             } else {
                 let t = scratch.tmp.pointer
-                for i in 0..<gn {
-                    for co in 0..<cout {
-                        (t + co * ld + i * plane).update(from: dy + ((n0 + i) * cout + co) * plane, count: plane)
-                    }
-                }
+                gatherSamples(dy + n0 * cout * plane, sampleStride: cout * plane, into: t, channels: cout, samples: gn, plane: plane)
                 dyg = UnsafePointer(t)
             }
             if biasGradient { for co in 0..<cout { db[co] += Float(planeSum(dyg + co * ld, ld)) } }
@@ -546,12 +548,8 @@ struct Conv3x3 {
                 }
                 convGEMM(m: cin, n: ld, k: kf, a: wf, lda: kf, b: dcol, ldb: ld, beta: 0, c: col, ldc: ld)
                 Profiler.stop(tC, "  conv bwd gemm dx (flipped)")
-                for i in 0..<gn {
-                    for ci in 0..<cin {
-                        let src = col + ci * ld + i * plane, dst = dx + ((n0 + i) * cin + ci) * plane
-                        if accumulate { addInPlace(dst, src, plane) } else { dst.update(from: src, count: plane) }
-                    }
-                }
+                scatterSamples(col, into: dx + n0 * cin * plane, sampleStride: cin * plane, channels: cin, samples: gn,
+                               plane: plane, accumulate: accumulate)
             } else if let dx = dx {
                 let tC = Profiler.start()
                 sgemm(transA: true, m: k, n: ld, k: cout, a: wp, lda: k, b: dyg, ldb: ld, beta: 0, c: dcol, ldc: ld)

@@ -19,18 +19,6 @@ struct ConvTranspose2x2 {
         return cout * 4 * g * pin + (g > 1 ? cin * g * pin : 0)
     }
 
-    /// [g, c, pin] (sample stride `stride`) → [c, g·pin].
-    private func gather(_ src: UnsafePointer<Float>, stride: Int, into dst: UnsafeMutablePointer<Float>, channels: Int,
-                        samples gn: Int, pin: Int) {
-        for i in 0..<gn { for c in 0..<channels { (dst + c * gn * pin + i * pin).update(from: src + i * stride + c * pin, count: pin) } }
-    }
-
-    /// [c, g·pin] → [g, c, pin] (sample stride `stride`).
-    private func scatter(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, stride: Int, channels: Int,
-                         samples gn: Int, pin: Int) {
-        for i in 0..<gn { for c in 0..<channels { (dst + i * stride + c * pin).update(from: src + c * gn * pin + i * pin, count: pin) } }
-    }
-
     /// tmp needs tmpCount(batch:h:w:) floats (h, w = input size).
     func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, yBatchStride: Int, batch: Int, h: Int, w: Int,
                  params: UnsafePointer<Float>, tmp: UnsafeMutablePointer<Float>) {
@@ -43,7 +31,7 @@ struct ConvTranspose2x2 {
             var xg = x + n0 * cin * pin
             if gn > 1 {
                 let buf = tmp + m * ld
-                gather(xg, stride: cin * pin, into: buf, channels: cin, samples: gn, pin: pin)
+                gatherSamples(xg, sampleStride: cin * pin, into: buf, channels: cin, samples: gn, plane: pin)
                 xg = UnsafePointer(buf)
             }
             sgemm(transA: true, m: m, n: ld, k: cin, a: params + weight, lda: m, b: xg, ldb: ld, beta: 0, c: tmp, ldc: ld)
@@ -101,7 +89,7 @@ struct ConvTranspose2x2 {
             var xg = x + n0 * cin * pin
             let buf = tmp + m * ld
             if gn > 1 {
-                gather(xg, stride: cin * pin, into: buf, channels: cin, samples: gn, pin: pin)
+                gatherSamples(xg, sampleStride: cin * pin, into: buf, channels: cin, samples: gn, plane: pin)
                 xg = UnsafePointer(buf)
             }
             // dW [cin, m] += X [cin, g·pin] · dTᵀ;  dX [cin, g·pin] = W [cin, m] · dT [m, g·pin].
@@ -113,7 +101,7 @@ struct ConvTranspose2x2 {
                     sgemm(m: cin, n: pin, k: m, a: params + weight, lda: m, b: tmp, ldb: pin, beta: 0, c: dxn, ldc: pin)
                 } else {
                     sgemm(m: cin, n: ld, k: m, a: params + weight, lda: m, b: tmp, ldb: ld, beta: 0, c: buf, ldc: ld)
-                    scatter(buf, into: dxn, stride: cin * pin, channels: cin, samples: gn, pin: pin)
+                    scatterSamples(buf, into: dxn, sampleStride: cin * pin, channels: cin, samples: gn, plane: pin)
                 }
             }
             n0 += gn

@@ -68,22 +68,23 @@ public enum StepBenchmark {
         let data = SyntheticSlices(count: globalBatch, size: size, numClasses: config.numClasses)
         let batch = Array(0..<globalBatch)
         var times: [Double] = [], compute: [Double] = [], wait: [Double] = [], longest: [Double] = [], skew: [Double] = []
-        // Every rank's compute and wait of the step, each in its own slot (the sum gathers them).
-        var perRank = [Double](repeating: 0, count: 2 * comm.size)
+        // Every rank's step time, compute and wait, each in its own slot (the sum gathers them in one all-reduce).
+        var perRank = [Double](repeating: 0, count: 3 * comm.size)
         for i in 0..<(warmup + steps) {
             try comm.barrier()
             let t0 = DispatchTime.now().uptimeNanoseconds
             try engine.step(globalBatch: batch, iteration: i, lr: 1e-4, data: data)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
             guard i >= warmup else { continue }
-            // The step is as slow as its slowest rank.
-            times.append(try comm.allReduceMax(dt))
             for j in perRank.indices { perRank[j] = 0 }
-            perRank[2 * comm.rank] = engine.lastCompute
-            perRank[2 * comm.rank + 1] = engine.lastCommWait
+            perRank[3 * comm.rank] = dt
+            perRank[3 * comm.rank + 1] = engine.lastCompute
+            perRank[3 * comm.rank + 2] = engine.lastCommWait
             try comm.allReduceSum(&perRank)
-            let split = StepTiming.split(compute: stride(from: 0, to: perRank.count, by: 2).map { perRank[$0] },
-                                         wait: stride(from: 1, to: perRank.count, by: 2).map { perRank[$0] })
+            func slot(_ j: Int) -> [Double] { stride(from: j, to: perRank.count, by: 3).map { perRank[$0] } }
+            // The step is as slow as its slowest rank.
+            times.append(slot(0).max() ?? dt)
+            let split = StepTiming.split(compute: slot(1), wait: slot(2))
             compute.append(split.compute)
             wait.append(split.exposed)
             longest.append(split.longestWait)
