@@ -169,9 +169,14 @@ EK_TARGET EK_INLINE void nn_tile(const int ROWS, const int AROWS, const int R, c
 }
 
 /* Dispatch on the runtime row count R (1..8) to a fully unrolled tile. */
+/* pf is made a compile-time constant: the tiles after a strip's first (most of them) then carry no prefetch
+ * tests in their k loop. */
 #define EK_NN_CASE(RR)                                                                                             \
     case RR:                                                                                                           \
-        nn_tile(ROWS, AROWS, RR, W, MASKED, kc, ap, lda, ar, B, ldb, off, C, ldc, load_c, ml, pf, nx, nxoff, nxr, nxl); \
+        if (pf)                                                                                                        \
+            nn_tile(ROWS, AROWS, RR, W, MASKED, kc, ap, lda, ar, B, ldb, off, C, ldc, load_c, ml, 1, nx, nxoff, nxr, nxl); \
+        else                                                                                                           \
+            nn_tile(ROWS, AROWS, RR, W, MASKED, kc, ap, lda, ar, B, ldb, off, C, ldc, load_c, ml, 0, nx, nxoff, nxr, nxl); \
         break;
 #define EK_NN_VARIANT(NAME, ROWS_, AROWS_, W_, MASKED_)                                                                \
     EK_TARGET static void NAME(int R, int kc, const float *ap, int lda, const float *const *ar, const float *B,       \
