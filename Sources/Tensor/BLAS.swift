@@ -118,7 +118,9 @@ public enum BLASInfo {
     /// The same check for the conv kernels actually in use (ConvGEMM), on the skinny shapes they are routed.
     public static func selfCheckConvKernels() throws {
         guard ConvGEMM.useKernels else { return }
-        let shapes: [(Int, Int, Int)] = [(1, 1, 1), (8, 48, 128), (32, 97, 288), (64, 130, 65), (31, 289, 300), (5, 17, 1000)]
+        // n = 64 and 128: the NN kernels' 64-column strips (6-row tiles), with row remainders.
+        let shapes: [(Int, Int, Int)] = [(1, 1, 1), (8, 48, 128), (32, 97, 288), (64, 130, 65), (31, 289, 300), (5, 17, 1000),
+                                         (37, 64, 200), (13, 128, 77)]
         var counter: UInt64 = 0
         let key = CounterRNG.mixKey(0x4B45_524E) // "KERN"
         for (m, n, k) in shapes {

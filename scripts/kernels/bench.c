@@ -166,6 +166,17 @@ static int run_checks(void) {
             else
                 fail++;
         }
+        /* The 64-column strips (N 64 and 128) and the 12/8/6-row tiles of every strip width: M 1..25 covers
+         * full tiles and each row remainder. */
+        const int ns[] = {16, 32, 48, 63, 64, 65, 96, 127, 128, 129, 176, 192, 256, 257};
+        for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++)
+            for (int M = 1; M <= 25; M += 1 + (M > 13)) {
+                const int N = ns[t], K = 1 + (M * 37 + N) % 300;
+                if (check_case(nt, M, N, K, K + (M & 1), (nt ? K : N) + (M % 3 == 0 ? 16 : 0), N + (M & 2), (float)(M & 1)))
+                    pass++;
+                else
+                    fail++;
+            }
         /* Large N (NN) / large K (NT), and the row counts of the real layers. */
         const int big[][3] = {{32, 1000, 288}, {64, 777, 300}, {70, 385, 129}, {128, 450, 1152}, {33, 2049, 65},
                               {65, 97, 1300}, {129, 50, 257}, {32, 288, 2100}, {64, 70, 4100}};
