@@ -16,12 +16,16 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a
 /// The conv layers' skinny products: the project's AVX-512 kernels (CKernels) where they beat OpenBLAS 0.3.21 —
 /// measured (docs/performance.md): NN with M ≤ 128 rows (1.5–2× at M = 32, 1.1–1.4× at 64, 1.0–1.1× at 128: the
 /// im2col bands of the Cout 32–128 layers and the flipped-kernel input gradients) and NT with M ≤ 32 (the dW of the
-/// Cout 32 layers, 1.4–1.8×) or M ≤ 64 on 64-byte-aligned rows (the grouped layers' dW, 1.02–1.26×); OpenBLAS elsewhere.
+/// Cout 32 layers, 1.4–1.8×) or M ≤ 64 on 64-byte-aligned rows (the grouped layers' dW, 1.02–1.26×); NN of any M
+/// with N ≤ 256 (the 4² and 2² layers' forwards over a group of samples, M 480: OpenBLAS packs all of A for a few
+/// columns; 1.05–1.3×); OpenBLAS elsewhere.
 /// The kernels are used only when the CPU has AVX-512 and `EPISODIC_GEMM` is not `blas` (or `useKernels` is off).
 public enum ConvGEMM {
     public static let kernelsAvailable = ek_avx512_available() != 0
     nonisolated(unsafe) public static var useKernels = kernelsAvailable && ConvGEMM.environmentAllows()
     static let nnMaxRows = 128
+    /// NN products this narrow take the kernel whatever their M.
+    static let nnAnyRowsMaxColumns = 256
     static let ntMaxRows = 32
     /// NT with M ≤ 64 wins only on 64-byte-aligned rows (1.02–1.26× vs 0.93× when it has to copy misaligned tiles).
     static let ntAlignedMaxRows = 64
@@ -38,12 +42,20 @@ public enum ConvGEMM {
     /// "avx512 kernels + OpenBLAS" or "OpenBLAS", for logs and benchmark output.
     public static var description: String {
         guard useKernels else { return "OpenBLAS only" }
-        return "episodic AVX-512 kernels (NN M ≤ 128, NT M ≤ 32, or ≤ 64 aligned; implicit im2col for stride-1 convs " +
+        return "episodic AVX-512 kernels (NN M ≤ 128 or N ≤ 256, NT M ≤ 32, or ≤ 64 aligned; implicit im2col for stride-1 convs " +
             "on planes ≥ \(ImplicitIm2col.minGroupedWidth) wide with Cout ≤ \(ImplicitIm2col.maxCout), any Cout from \(ImplicitIm2col.wideMinWidth) wide" + (Im2col.useImplicit ? "" : ": off") + ") + OpenBLAS"
     }
 }
 
 extension ConvGEMM {
+    /// Whether convGEMM gives this product to the kernel (given `useKernels`); `alignedRows`: both operands' rows
+    /// start on 64-byte boundaries (matters for NT only).
+    static func kernelWins(transB: Bool, m: Int, n: Int, k: Int, alignedRows: Bool) -> Bool {
+        guard k > 0 else { return false }
+        if transB { return m <= ntMaxRows || (alignedRows && m <= ntAlignedMaxRows) }
+        return m <= nnMaxRows || n <= nnAnyRowsMaxColumns
+    }
+
     /// The AVX-512 kernel itself, no routing: C = A·B, or A·Bᵀ when `transB` (beta 0 or 1). Only when kernelsAvailable.
     static func kernel(transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
                        ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -58,8 +70,8 @@ extension ConvGEMM {
 func convGEMM(transB: Bool = false, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
               ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
-    if ConvGEMM.useKernels && k > 0 && (m <= (transB ? ConvGEMM.ntMaxRows : ConvGEMM.nnMaxRows) ||
-                                        (transB && m <= ConvGEMM.ntAlignedMaxRows && ConvGEMM.aligned(a, lda) && ConvGEMM.aligned(b, ldb))) {
+    if ConvGEMM.useKernels && ConvGEMM.kernelWins(transB: transB, m: m, n: n, k: k,
+                                                  alignedRows: transB && ConvGEMM.aligned(a, lda) && ConvGEMM.aligned(b, ldb)) {
         ConvGEMM.kernel(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     } else {
         sgemm(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)

@@ -276,10 +276,34 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertEqual(results[0], results[2])
     }
 
-    /// A Cout-32 conv over bands (the 128² layers' path) and a grouped one: kernels on vs OpenBLAS only.
+    /// Which products convGEMM gives the kernels: NN with M ≤ 128 or N ≤ 256, NT with M ≤ 32, or ≤ 64 on aligned rows.
+    func testConvGEMMRouting() {
+        // (transB, m, n, k, aligned rows, kernel)
+        let cases: [(Bool, Int, Int, Int, Bool, Bool)] = [
+            (false, 32, 131_072, 288, false, true),   // a Cout-32 forward band
+            (false, 128, 2048, 1152, false, true),
+            (false, 256, 512, 2304, false, false),    // 8² Cout-256 layer, 8 samples: OpenBLAS
+            (false, 480, 128, 4320, false, true),     // 4² Cout-480 layer, 8 samples
+            (false, 480, 32, 4320, false, true),      // 2²
+            (false, 480, 257, 4320, false, false),
+            (false, 480, 128, 0, false, false),       // nothing to multiply
+            (true, 32, 288, 65_536, false, true),
+            (true, 64, 576, 4096, false, false),
+            (true, 64, 576, 4096, true, true),
+            (true, 256, 2304, 512, true, false),
+            (true, 480, 64, 4320, true, false),       // NT never by N
+        ]
+        for (t, m, n, k, al, want) in cases {
+            XCTAssertEqual(ConvGEMM.kernelWins(transB: t, m: m, n: n, k: k, alignedRows: al), want, "transB \(t) m \(m) n \(n) k \(k) aligned \(al)")
+        }
+    }
+
+    /// A Cout-32 conv over bands (the 128² layers' path) and grouped ones: kernels on vs OpenBLAS only.
     func testConv3x3WithKernelsAgreesWithOpenBLASPath() {
-        // The last case's dW is an aligned M = 64 NT product (ld = 2·8² = 128), which also goes to the kernel.
-        for (cin, cout, h, grouped) in [(32, 32, 24, false), (64, 32, 16, false), (32, 32, 8, true), (64, 64, 8, true)] {
+        // The fourth case's dW is an aligned M = 64 NT product (ld = 2·8² = 128), which also goes to the kernel; the
+        // last one's forward is an M = 160 product over N = 2·4² = 32 columns (the kernel takes NN with N ≤ 256 at
+        // any M), in 12-row tiles with a remainder.
+        for (cin, cout, h, grouped) in [(32, 32, 24, false), (64, 32, 16, false), (32, 32, 8, true), (64, 64, 8, true), (24, 160, 4, true)] {
             Conv3x3.groupColumns = grouped ? 2048 : 1
             Conv3x3.tileThreshold = grouped ? 512 * 1024 : 0
             Conv3x3.tileFloats = cin * 9 * h * 5 // bands of 5 rows: a partial last band
