@@ -1,5 +1,5 @@
 /* ek_gemm.h — AVX-512 single-precision GEMM kernels for the skinny shapes of
- * an im2col + GEMM 3x3-conv U-Net (M = 32..128 rows, N or K very large).
+ * an im2col + GEMM 3x3-conv U-Net (M = 32..128 rows with N or K very large; any M over N <= 256 columns).
  *
  * All matrices are row-major; lda/ldb/ldc are leading dimensions in floats.
  * beta must be 0 or 1 (any nonzero beta acts as 1). With beta == 0, C is only written (it may hold NaN
