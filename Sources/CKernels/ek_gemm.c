@@ -81,9 +81,9 @@ int ek_avx512_available(void) {
 /* ------------------------------------------------------------------------ */
 /* NN: C += A * B.  Micro-tile = R rows x 16*W columns, up to 24 zmm         */
 /* accumulators: 8 x 48 for wide B (3 B loads + 8 broadcasts of A, read in   */
-/* place, feed 24 FMAs; packing A measured no faster), 6 x 64 for N = 64 or  */
-/* 128, 12 x 32 and 12 x 16 for narrow strips. B rows stream from the        */
-/* caller's buffer.                                                           */
+/* place, feed 24 FMAs; packing A measured no faster), 6 x 64 when N is a   */
+/* multiple of 64 up to 256 (nn_strip), 12 x 32 and 12 x 16 for narrow       */
+/* remainders. B rows stream from the caller's buffer.                        */
 /* ------------------------------------------------------------------------ */
 
 #define NN_MR 12 /* most rows of any tile (narrow strips); 8 for 48 columns, 6 for 64 */
@@ -92,7 +92,7 @@ int ek_avx512_available(void) {
 /* Rows per tile for a strip of w vectors: the accumulators (rows x w) stay within 24 of the 32 zmm registers. */
 static inline int nn_rows_for(int w) { return w >= 4 ? 6 : (w == 3 ? 8 : 12); }
 #ifndef NN_KC_MAX
-#define NN_KC_MAX 128 /* B strip (KC x 48 floats = 24 KB) stays in L1 across the row blocks */
+#define NN_KC_MAX 128 /* B strip (KC x 48 or 64 floats = 24 or 32 KB) stays in L1 across the row blocks */
 #endif
 #ifndef NN_MC
 #define NN_MC 4096 /* row chunk (all rows of a strip reuse it from L1; a smaller chunk measured slower) */
@@ -173,7 +173,7 @@ EK_TARGET EK_INLINE void nn_tile(const int ROWS, const int AROWS, const int R, c
     }
 }
 
-/* Dispatch on the runtime row count R (1..8) to a fully unrolled tile. */
+/* Dispatch on the runtime row count R (1..W_ROWS) to a fully unrolled tile. */
 /* pf is made a compile-time constant: the tiles after a strip's first (most of them) then carry no prefetch
  * tests in their k loop. */
 #define EK_NN_CASE(RR)                                                                                             \
