@@ -37,6 +37,17 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     let world = comm.size
     guard batch >= world else { throw UsageError("option --batch: the global batch \(batch) is smaller than the \(world) ranks") }
     let sgemmRate = comm.rank == 0 ? BLASInfo.sgemmRate() : 0
+    // The machine's sgemm rate with the same ranks × threads: every rank runs the yardstick at the same moment (they
+    // share memory bandwidth and, on a busy host, cores), summed over ranks; measured once before and once after the
+    // timed steps and the higher one kept, so a load spike during one of them cannot flatter the step's fraction.
+    func allRanksPeak() throws -> (total: Double, perRank: [Double]) {
+        try comm.barrier()
+        var r = [Double](repeating: 0, count: world)  // each rank fills its own slot; the sum gathers them
+        r[comm.rank] = BLASInfo.sgemmRate(repeats: 5)
+        try r.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
+        return (r.reduce(0, +), r)
+    }
+    let peakBefore = blasPeak ? try allRanksPeak() : nil
     Profiler.enabled = profile && world == 1
     let cpu0 = processCPUSeconds()
     let dp = try StepBenchmark.run(config: config, size: size, globalBatch: batch, steps: steps, warmup: warmup, comm: comm,
@@ -44,21 +55,10 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
         if !json && comm.rank == 0 { eprint(String(format: "step %d: %.3f s", i + 1, t)) }
     }
     let cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps + warmup)
-    // The machine's sgemm rate with the same ranks × threads: every rank runs the yardstick at the same moment (they
-    // share memory bandwidth and, on a busy host, cores), summed over ranks; measured before and after the timed
-    // steps and the higher one kept, so a load spike cannot flatter the step's fraction of it.
+    let peakAfter = blasPeak ? try allRanksPeak() : nil
     var peak: Double? = nil
     var peakPerRank: [Double] = []
-    if blasPeak {
-        for _ in 0..<2 {
-            try comm.barrier()
-            var r = [Double](repeating: 0, count: world)  // each rank fills its own slot; the sum gathers them
-            r[comm.rank] = BLASInfo.sgemmRate(repeats: 5)
-            try r.withUnsafeMutableBufferPointer { try comm.allReduceSum($0) }
-            let total = r.reduce(0, +)
-            if total > peak ?? 0 { peak = total; peakPerRank = r }
-        }
-    }
+    if let b = peakBefore, let a = peakAfter { (peak, peakPerRank) = b.total >= a.total ? (b.total, b.perRank) : (a.total, a.perRank) }
     Profiler.enabled = false
     let gflops = 3 * dp.forwardFLOPsPerImage * Double(batch) / dp.medianStep / 1e9
     var usage = rusage()
@@ -90,8 +90,10 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
                               "exposed_comm_fraction": dp.medianCommWait / dp.medianStep,
                               "longest_rank_wait_s": dp.medianLongestWait, "longest_rank_wait_fraction": dp.medianLongestWait / dp.medianStep,
                               "rank_skew_s": dp.medianSkew]
-    if let p = peak {
+    if let p = peak, let b = peakBefore, let a = peakAfter {
         obj["blas_peak_gflops"] = p
+        obj["blas_peak_before_gflops"] = b.total
+        obj["blas_peak_after_gflops"] = a.total
         obj["blas_peak_per_rank_gflops"] = peakPerRank
         obj["fraction_of_blas_peak"] = gflops / p
     }
@@ -116,9 +118,9 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
         print("parameters \(obj["params"] ?? 0), peak RSS \(String(format: "%.0f", peakMB)) MB (largest rank), " +
               "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s) per rank, process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
               "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s; conv GEMMs: \(ConvGEMM.description)")
-        if let p = peak {
-            print(String(format: "sgemm peak with the same %d rank(s) × %d thread(s), all at once: %.0f GFLOP/s; the step reaches %.0f%% of it",
-                         world, BLASInfo.threads, p, 100 * gflops / p))
+        if let p = peak, let b = peakBefore, let a = peakAfter {
+            print(String(format: "sgemm peak with the same %d rank(s) × %d thread(s), all at once: %.0f GFLOP/s (%.0f before the steps, %.0f after); the step reaches %.0f%% of it",
+                         world, BLASInfo.threads, p, b.total, a.total, 100 * gflops / p))
         }
         if let b = baselines["one_rank_all_threads"] {
             print(String(format: "1 rank × %d threads, same global batch: %.2f images/s → data-parallel speed-up %.2f×", world * BLASInfo.threads,

@@ -22,6 +22,12 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(ips, 2 / step, accuracy: 1e-9 * ips, "images/s = global batch / step", file: file, line: line)
         XCTAssertGreaterThan(peak, 0.5, "an sgemm rate in GFLOP/s", file: file, line: line)
         XCTAssertEqual(frac, gf / peak, accuracy: 1e-12, file: file, line: line)
+        // Measured once before and once after the timed steps; the higher is the peak.
+        guard let before = j["blas_peak_before_gflops"] as? Double, let after = j["blas_peak_after_gflops"] as? Double else {
+            return XCTFail("the peak before and after the steps are missing in \(j)", file: file, line: line)
+        }
+        XCTAssertTrue(before > 0.5 && after > 0.5, "\(before), \(after)", file: file, line: line)
+        XCTAssertEqual(peak, max(before, after), file: file, line: line)
     }
 
     func testSingleProcessBlasPeak() throws {
