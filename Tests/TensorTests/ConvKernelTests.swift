@@ -276,6 +276,25 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertEqual(results[0], results[2])
     }
 
+    /// ek_transpose is an exact copy for every edge case of its 16 × 16 register blocks (rows and columns 1–40, padded
+    /// leading dimensions, unaligned bases), and writes nothing outside the transposed block.
+    func testTransposeIsExact() {
+        for rows in [1, 2, 15, 16, 17, 31, 33, 40] {
+            for cols in [1, 3, 16, 17, 32, 39] {
+                for pad in 0..<2 {
+                    let lds = cols + 5 * pad, ldd = rows + 3 * pad, shift = pad
+                    let src = (0..<(rows * lds + shift)).map { Float($0) * 0.25 - 7 }
+                    var got = [Float](repeating: -1e9, count: cols * ldd + shift + 16), want = got
+                    for r in 0..<rows { for c in 0..<cols { want[shift + c * ldd + r] = src[shift + r * lds + c] } }
+                    src.withUnsafeBufferPointer { sp in got.withUnsafeMutableBufferPointer { gp in
+                        ek_transpose(Int32(rows), Int32(cols), sp.baseAddress! + shift, Int32(lds), gp.baseAddress! + shift, Int32(ldd))
+                    } }
+                    XCTAssertEqual(got, want, "\(rows)×\(cols), pad \(pad)")
+                }
+            }
+        }
+    }
+
     /// Which products convGEMM gives the kernels: NN with M ≤ 128 or N ≤ 256, NT with M ≤ 32, or ≤ 64 on aligned rows.
     func testConvGEMMRouting() {
         // (transB, m, n, k, aligned rows, kernel)

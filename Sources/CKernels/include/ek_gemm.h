@@ -40,7 +40,7 @@ void ek_sgemm_nt(int M, int N, int K, const float *A, int lda, const float *B, i
 void ek_sgemm_nn_arows(int M, int N, int K, const float *A, const int *aoff, const float *B, int ldb, float beta,
                        float *C, int ldc);
 
-/* dst[c][r] = src[r][c] for a rows x cols matrix (leading dimensions lds, ldd; 16 * lds must fit an int). */
+/* dst[c][r] = src[r][c] for a rows x cols matrix (leading dimensions lds, ldd). An exact copy. */
 void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
 
 /* One AdamW step over n floats (see Tensor/AdamW.swift for the update): m, v, p updated in place. Bit-identical to
