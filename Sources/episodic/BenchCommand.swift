@@ -56,9 +56,8 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
     }
     let cpuPerStep = (processCPUSeconds() - cpu0) / Double(steps + warmup)
     let peakAfter = blasPeak ? try allRanksPeak() : nil
-    var peak: Double? = nil
-    var peakPerRank: [Double] = []
-    if let b = peakBefore, let a = peakAfter { (peak, peakPerRank) = b.total >= a.total ? (b.total, b.perRank) : (a.total, a.perRank) }
+    // (before, after, the higher of the two), with --blas-peak only.
+    let peaks = peakBefore.flatMap { b in peakAfter.map { a in (before: b, after: a, best: b.total >= a.total ? b : a) } }
     Profiler.enabled = false
     let gflops = 3 * dp.forwardFLOPsPerImage * Double(batch) / dp.medianStep / 1e9
     var usage = rusage()
@@ -90,12 +89,12 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
                               "exposed_comm_fraction": dp.medianCommWait / dp.medianStep,
                               "longest_rank_wait_s": dp.medianLongestWait, "longest_rank_wait_fraction": dp.medianLongestWait / dp.medianStep,
                               "rank_skew_s": dp.medianSkew]
-    if let p = peak, let b = peakBefore, let a = peakAfter {
-        obj["blas_peak_gflops"] = p
-        obj["blas_peak_before_gflops"] = b.total
-        obj["blas_peak_after_gflops"] = a.total
-        obj["blas_peak_per_rank_gflops"] = peakPerRank
-        obj["fraction_of_blas_peak"] = gflops / p
+    if let p = peaks {
+        obj["blas_peak_gflops"] = p.best.total
+        obj["blas_peak_before_gflops"] = p.before.total
+        obj["blas_peak_after_gflops"] = p.after.total
+        obj["blas_peak_per_rank_gflops"] = p.best.perRank
+        obj["fraction_of_blas_peak"] = gflops / p.best.total
     }
     if let b = baselines["one_rank_all_threads"] {
         obj["one_rank_all_threads_images_per_s"] = b.imagesPerSecond
@@ -118,9 +117,9 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
         print("parameters \(obj["params"] ?? 0), peak RSS \(String(format: "%.0f", peakMB)) MB (largest rank), " +
               "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s) per rank, process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
               "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s; conv GEMMs: \(ConvGEMM.description)")
-        if let p = peak, let b = peakBefore, let a = peakAfter {
+        if let p = peaks {
             print(String(format: "sgemm peak with the same %d rank(s) × %d thread(s), all at once: %.0f GFLOP/s (%.0f before the steps, %.0f after); the step reaches %.0f%% of it",
-                         world, BLASInfo.threads, p, b.total, a.total, 100 * gflops / p))
+                         world, BLASInfo.threads, p.best.total, p.before.total, p.after.total, 100 * gflops / p.best.total))
         }
         if let b = baselines["one_rank_all_threads"] {
             print(String(format: "1 rank × %d threads, same global batch: %.2f images/s → data-parallel speed-up %.2f×", world * BLASInfo.threads,

@@ -61,12 +61,6 @@ void ek_im2col3x3(const float *x, int channels, int h, int w, int stride, float 
 void ek_col2im3x3(const float *dcol, int ld, int channels, int h, int w, int stride, float *dx, int row_start,
                   int row_count);
 
-#ifdef __cplusplus
-}
-#endif
-
-#endif /* EK_GEMM_H */
-
 /* InstanceNorm + LeakyReLU, one (sample, channel) plane of n floats (AVX-512; the Swift loops are the portable form
  * and give the same bits). Forward: a = lrelu(y*g + b) (multiply, then add). Backward pass 1: with
  * xh = (y - mean)*rstd, z = xh*gam + bet, dz = z > 0 ? d : d*slope, the sums of dz and dz*xh over 16 float lanes
@@ -77,3 +71,9 @@ void ek_inorm_bwd_sums(long n, const float *y, const float *d, float mean, float
                        double *sum_dz, double *sum_dzx);
 void ek_inorm_bwd_apply(long n, float *y, const float *d, float mean, float rstd, float gam, float bet, float slope,
                         float k, float mdz, float mdzx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EK_GEMM_H */
