@@ -14,7 +14,7 @@ final class ExperimentTests: XCTestCase {
                       {"name": "episodic", "sampler": {"kind": "episodic", "k": 2, "nSupport": 1, "nQuery": 1, "allowReplacement": true}}],
          "budgets": [{"name": "it", "budget": {"unit": "iterations", "max": 8, "milestones": [], "patience": 0, "validationInterval": 2}}]}
         """
-        let url = TinyData.tempDir("exp-config").appendingPathExtension("json")
+        let url = Scratch.file("exp-config", extension: "json")
         try Data(cfg.utf8).write(to: url)
         return url
     }
@@ -62,7 +62,7 @@ final class ExperimentTests: XCTestCase {
 
         // Another experiment's folder is refused unless --force.
         let other = try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: "\"max\": 8", with: "\"max\": 6")
-        let otherURL = TinyData.tempDir("exp-other").appendingPathExtension("json")
+        let otherURL = Scratch.file("exp-other", extension: "json")
         try Data(other.utf8).write(to: otherURL)
         let refused = try MPITestSupport.runEpisodic(np: 2, experiment(otherURL, cut), for: Self.self, timeout: 60)
         XCTAssertNotEqual(refused.exitCode, 0)
@@ -73,7 +73,7 @@ final class ExperimentTests: XCTestCase {
     func testAGridThatCannotRunIsRefusedBeforeTraining() throws {
         let cfg = try String(contentsOf: try writeConfig(), encoding: .utf8)
             .replacingOccurrences(of: "\"nSupport\": 1, \"nQuery\": 1, \"allowReplacement\": true", with: "\"nSupport\": 40, \"nQuery\": 40")
-        let url = TinyData.tempDir("exp-bad").appendingPathExtension("json")
+        let url = Scratch.file("exp-bad", extension: "json")
         try Data(cfg.utf8).write(to: url)
         let out = TinyData.tempDir("exp-bad-out")
         let r = try MPITestSupport.runEpisodic(np: 2, experiment(url, out), for: Self.self, timeout: 60)

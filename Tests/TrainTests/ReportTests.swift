@@ -20,7 +20,7 @@ final class ReportTests: XCTestCase {
     var folder: URL!
 
     override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("report-test-\(UUID().uuidString)")
+        folder = Scratch.directory("report-test")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var cfg = ExperimentConfig()
         cfg.name = "synthetic"

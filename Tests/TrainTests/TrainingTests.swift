@@ -8,8 +8,7 @@ import XCTest
 /// A small phantom data set shared by the training tests (written once per test process).
 enum TinyData {
     static let dir: URL = {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("episodic-train-tests-\(getpid())")
-        try? FileManager.default.removeItem(at: d)
+        let d = Scratch.directory("train-tests")
         do { try Phantom.write(to: d, cases: 8, size: 32, slices: 8, seed: 3) } catch { fatalError("phantom: \(error)") }
         return d
     }()
@@ -24,11 +23,7 @@ enum TinyData {
         ])
     }
 
-    static func tempDir(_ name: String) -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("episodic-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try? FileManager.default.removeItem(at: d)
-        return d
-    }
+    static func tempDir(_ name: String) -> URL { Scratch.directory(name) }
 
     static func train(_ config: RunConfig, dir: URL, resume: Bool = false, stopAfter: Int? = nil) throws -> RunResult? {
         let comm = SingleProcessCommunicator()
@@ -73,7 +68,7 @@ final class BudgetTests: XCTestCase {
 
 final class RunConfigTests: XCTestCase {
     func testUnknownKeysAndBadValuesAreRefusedByName() throws {
-        let f = TinyData.tempDir("cfg").appendingPathExtension("json")
+        let f = Scratch.file("cfg", extension: "json")
         try Data(#"{"budget": {"patiance": 3}}"#.utf8).write(to: f)
         XCTAssertThrowsError(try RunConfig.load(path: f.path)) { XCTAssertTrue("\($0)".contains("budget.patiance"), "\($0)") }
         XCTAssertThrowsError(try RunConfig.load(path: nil, overrides: ["sampler.kind=bogus"])) { XCTAssertTrue("\($0)".contains("bogus"), "\($0)") }
