@@ -3,6 +3,7 @@
 #ifndef EPISODIC_MPI_SHIM_H
 #define EPISODIC_MPI_SHIM_H
 #include <mpi.h>
+#include <malloc.h>
 
 static inline MPI_Comm shim_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Comm shim_comm_null(void) { return MPI_COMM_NULL; }
@@ -30,4 +31,8 @@ static inline int shim_status_source(const MPI_Status *s) { return s->MPI_SOURCE
 static inline int shim_status_tag(const MPI_Status *s) { return s->MPI_TAG; }
 static inline int shim_thread_multiple(void) { return MPI_THREAD_MULTIPLE; }
 static inline MPI_Message shim_message_null(void) { return MPI_MESSAGE_NULL; }
+// glibc's mallopt (its parameters are macros). Returns 1 on success.
+static inline int shim_set_malloc_thresholds(int mmap_threshold, int trim_threshold) {
+    return mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, trim_threshold) == 1;
+}
 #endif

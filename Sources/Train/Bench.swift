@@ -45,6 +45,9 @@ public struct StepTiming: Codable, Sendable {
     public var medianLongestWait: Double
     /// Median over steps of the spread of the ranks' compute times (slowest − fastest).
     public var medianSkew: Double
+    /// Minor page faults per timed step of the rank with the most (mean over steps): memory the step maps afresh,
+    /// ours or a library's. Steady state should have none.
+    public var pageFaultsPerStep: Double
     /// The benchmarked network's size and analytic forward FLOPs per image (so callers need not build another one).
     public var parameters: Int
     public var forwardFLOPsPerImage: Double
@@ -68,20 +71,27 @@ public enum StepBenchmark {
         let data = SyntheticSlices(count: globalBatch, size: size, numClasses: config.numClasses)
         let batch = Array(0..<globalBatch)
         var times: [Double] = [], compute: [Double] = [], wait: [Double] = [], longest: [Double] = [], skew: [Double] = []
-        // Every rank's step time, compute and wait, each in its own slot (the sum gathers them in one all-reduce).
-        var perRank = [Double](repeating: 0, count: 3 * comm.size)
+        var faults: [Double] = []
+        // Every rank's step time, compute, wait and page faults, each in its own slot (the sum gathers them in one
+        // all-reduce).
+        let slots = 4
+        var perRank = [Double](repeating: 0, count: slots * comm.size)
         for i in 0..<(warmup + steps) {
             try comm.barrier()
+            let f0 = minorPageFaults()
             let t0 = DispatchTime.now().uptimeNanoseconds
             try engine.step(globalBatch: batch, iteration: i, lr: 1e-4, data: data)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            let df = minorPageFaults() - f0
             guard i >= warmup else { continue }
             for j in perRank.indices { perRank[j] = 0 }
-            perRank[3 * comm.rank] = dt
-            perRank[3 * comm.rank + 1] = engine.lastCompute
-            perRank[3 * comm.rank + 2] = engine.lastCommWait
+            perRank[slots * comm.rank] = dt
+            perRank[slots * comm.rank + 1] = engine.lastCompute
+            perRank[slots * comm.rank + 2] = engine.lastCommWait
+            perRank[slots * comm.rank + 3] = Double(df)
             try comm.allReduceSum(&perRank)
-            func slot(_ j: Int) -> [Double] { stride(from: j, to: perRank.count, by: 3).map { perRank[$0] } }
+            func slot(_ j: Int) -> [Double] { stride(from: j, to: perRank.count, by: slots).map { perRank[$0] } }
+            faults.append(slot(3).max() ?? 0)
             // The step is as slow as its slowest rank.
             times.append(slot(0).max() ?? dt)
             let split = StepTiming.split(compute: slot(1), wait: slot(2))
@@ -94,7 +104,15 @@ public enum StepBenchmark {
         return StepTiming(ranks: comm.size, blasThreads: BLASInfo.threads, globalBatch: globalBatch,
                           medianStep: median(times), medianCompute: median(compute), medianCommWait: median(wait),
                           medianLongestWait: median(longest), medianSkew: median(skew),
+                          pageFaultsPerStep: faults.isEmpty ? .nan : faults.reduce(0, +) / Double(faults.count),
                           parameters: net.parameterCount, forwardFLOPsPerImage: net.forwardFLOPs(height: size, width: size))
+    }
+
+    /// Minor page faults of this process so far (all threads).
+    static func minorPageFaults() -> Int {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return u.ru_minflt
     }
 
     public static func median(_ xs: [Double]) -> Double {
