@@ -55,6 +55,12 @@ void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int
         for (int c = 0; c < cols; c++)
             dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
+void ek_phase_row(const float *row, int w, float *even, float *odd, int wp) {
+    for (int u = 0; u < wp; u++) {
+        even[u] = 2 * u < w ? row[2 * u] : 0.0f;
+        odd[u] = (u >= 1 && 2 * u - 1 < w) ? row[2 * u - 1] : 0.0f;
+    }
+}
 void ek_col2im3x3(const float *dcol, int ld, int channels, int h, int w, int stride, float *dx, int row_start, int row_count) {
     (void)dcol; (void)ld; (void)channels; (void)h; (void)w; (void)stride; (void)dx; (void)row_start; (void)row_count;
 }
@@ -356,6 +362,32 @@ EK_TARGET EK_INLINE void ek_transpose16(__m512 *v) {
         v[8 + j] = _mm512_shuffle_f32x4(v1, v3, 0x88);
         v[12 + j] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
     }
+}
+
+/* Lanes j of a 16-float load at index i0 with lo <= i0 + j < hi. */
+EK_INLINE __mmask16 ek_range_lanes(long i0, long lo, long hi) {
+    const long a = lo - i0 > 0 ? lo - i0 : 0, b = hi - i0 < 16 ? hi - i0 : 16;
+    if (b <= a)
+        return 0;
+    return (__mmask16)(((1u << b) - 1u) & ~((1u << a) - 1u));
+}
+
+/* dst[u] = base[2u] where lo <= 2u < hi, else 0, for u < count: two masked loads (no access outside lo ..< hi) and
+ * one lane permute per 16 outputs. */
+EK_TARGET static void ek_even_lanes(const float *base, long lo, long hi, float *dst, int count) {
+    const __m512i idx = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    for (int u0 = 0; u0 < count; u0 += 16) {
+        const long i0 = 2L * u0;
+        const __m512 a = _mm512_maskz_loadu_ps(ek_range_lanes(i0, lo, hi), base + i0);
+        const __m512 b = _mm512_maskz_loadu_ps(ek_range_lanes(i0 + 16, lo, hi), base + i0 + 16);
+        _mm512_mask_storeu_ps(dst + u0, ek_lanes(count - u0), _mm512_permutex2var_ps(a, idx, b));
+    }
+}
+
+/* The scalar stride-2 gather took ~2 ns per element (a third of the first stride-2 conv's implicit forward). */
+EK_TARGET void ek_phase_row(const float *row, int w, float *even, float *odd, int wp) {
+    ek_even_lanes(row, 0, w, even, wp);
+    ek_even_lanes(row - 1, 1, (long)w + 1, odd, wp); /* odd[u] = row[2u - 1] */
 }
 
 /* dst[c][r] = src[r][c] for a rows x cols block (leading dimensions lds, ldd), in 16 x 16 register blocks (masked at

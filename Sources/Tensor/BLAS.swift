@@ -42,8 +42,8 @@ public enum ConvGEMM {
     /// "avx512 kernels + OpenBLAS" or "OpenBLAS", for logs and benchmark output.
     public static var description: String {
         guard useKernels else { return "OpenBLAS only" }
-        return "episodic AVX-512 kernels (NN M ≤ 128 or N ≤ 256, NT M ≤ 32, or ≤ 64 aligned; implicit im2col for stride-1 convs " +
-            "on planes ≥ \(ImplicitIm2col.minGroupedWidth) wide with Cout ≤ \(ImplicitIm2col.maxCout), any Cout from \(ImplicitIm2col.wideMinWidth) wide" + (Im2col.useImplicit ? "" : ": off") + ") + OpenBLAS"
+        return "episodic AVX-512 kernels (NN M ≤ 128 or N ≤ 256, NT M ≤ 32, or ≤ 64 aligned; implicit im2col for stride-1" +
+            (ImplicitIm2col.stride2 ? " and stride-2" : "") + " convs on planes ≥ \(ImplicitIm2col.minGroupedWidth) wide with Cout ≤ \(ImplicitIm2col.maxCout), any Cout from \(ImplicitIm2col.wideMinWidth) wide" + (Im2col.useImplicit ? "" : ": off") + ") + OpenBLAS"
     }
 }
 

@@ -216,10 +216,73 @@ enum ImplicitIm2col {
     /// Columns of the band GEMM: up to the last valid output of the band's last row.
     static func columns(rc: Int, w: Int) -> Int { (rc - 1) * (w + 2) + w }
 
-    /// out [channels, rc·(w + 2)] (padded width) → rows r0 ..< r0 + rc of dst [channels, h, w], written or added.
-    static func scatterBand(_ out: UnsafePointer<Float>, channels: Int, h: Int, w: Int, r0: Int, rc: Int,
+    // Stride 2. Output rows r0 ..< r0 + rc read input rows 2·r0 − 1 … 2·(r0 + rc) − 1. Each channel's rows are split
+    // into four phase planes, (even rows, even columns), (even, odd), (odd, even), (odd, odd), each (rc + 1) × (wo + 1)
+    // with pitch wo + 1, where odd phases start one row (column) early: their index 0 is input row (column) −1, zero.
+    // Tap (kh, kw) of output (i, j) is element (i + [kh = 2], j + [kw = 2]) of phase ([kh ≠ 1], [kw ≠ 1]): a shifted
+    // view again, so the row-offset kernels run stride-2 layers without a column matrix (~9× less copying; the
+    // stride-2 convs were ~10 % of a 128² step at 55–65 GFLOP/s). Output positions are p′ = i·(wo + 1) + j; j = wo is junk.
+
+    /// Floats per phase plane of a band of at most `rows` output rows.
+    static func phasePlane(rows: Int, wo: Int) -> Int { (rows + 1) * (wo + 1) }
+
+    /// x [channels, h, w] → the band's phase planes: channel c's four at band + c·4·ps, phase q at + q·ps.
+    static func padPhaseBand(_ x: UnsafePointer<Float>, channels: Int, h: Int, w: Int, wo: Int, r0: Int, rc: Int,
+                             band: UnsafeMutablePointer<Float>, ps: Int) {
+        let wp = wo + 1
+        for c in 0..<channels {
+            let xc = x + c * h * w
+            for ro in 0..<2 {
+                let even = band + (c * 4 + 2 * ro) * ps, odd = even + ps
+                for t in 0...rc {
+                    let ih = 2 * (r0 + t) - ro, off = t * wp
+                    if ih < 0 || ih >= h { zeroFill(even + off, wp); zeroFill(odd + off, wp); continue }
+                    ek_phase_row(xc + ih * w, Int32(w), even + off, odd + off, Int32(wp))
+                }
+            }
+        }
+    }
+
+    /// Row offsets of the stride-2 band GEMM: tap (c, kh, kw) → its phase plane, shifted.
+    static func fillPhaseOffsets(_ off: UnsafeMutablePointer<Int32>, channels: Int, ps: Int, wo: Int) {
+        let wp = wo + 1
+        for c in 0..<channels {
+            for kh in 0..<3 {
+                for kw in 0..<3 {
+                    let q = (kh == 1 ? 0 : 2) + (kw == 1 ? 0 : 1)
+                    off[(c * 3 + kh) * 3 + kw] = Int32((c * 4 + q) * ps + (kh == 2 ? wp : 0) + (kw == 2 ? 1 : 0))
+                }
+            }
+        }
+    }
+
+    /// Columns of the stride-2 band GEMM.
+    static func phaseColumns(rc: Int, wo: Int) -> Int { (rc - 1) * (wo + 1) + wo }
+
+    /// Band rows of a stride-2 layer that fit the worker buffers, or nil: `col` holds the phase band, and later the
+    /// band's dcol = Wᵀ·dy (cin·9 × rc·wo) for col2im; `dcol` holds dy′ (cout × rc·(wo + 1)) and dy′ᵀ.
+    static func fittingPhaseRows(ho: Int, wo: Int, cin: Int, cout: Int, colCapacity: Int, dcolCapacity: Int) -> Int? {
+        var r = min(ho, max(1, bandFloats / max(1, 4 * cin * (wo + 1)) - 1))
+        func fits(_ r: Int) -> Bool {
+            max(4 * cin * phasePlane(rows: r, wo: wo), 9 * cin * r * wo) <= colCapacity
+                && phaseDcolLayout(rows: r, wo: wo, cout: cout).total <= dcolCapacity
+        }
+        while r >= 1 && !fits(r) { r -= 1 }
+        guard r >= 1 else { return nil }
+        return balanced(ho: ho, rows: r)
+    }
+
+    /// Offsets in a stride-2 backward worker's `dcol` buffer: dy′ and its transpose [columns, cout] (64-byte aligned).
+    static func phaseDcolLayout(rows r: Int, wo: Int, cout: Int) -> (dyT: Int, total: Int) {
+        let dyT = (cout * r * (wo + 1) + 15) / 16 * 16
+        return (dyT, dyT + cout * r * (wo + 1))
+    }
+
+    /// out [channels, rc·pitch] (padded width; pitch w + 2 for stride 1, w + 1 for stride 2) → rows r0 ..< r0 + rc
+    /// of dst [channels, h, w], written or added.
+    static func scatterBand(_ out: UnsafePointer<Float>, channels: Int, h: Int, w: Int, r0: Int, rc: Int, pitch: Int? = nil,
                             into dst: UnsafeMutablePointer<Float>, accumulate: Bool) {
-        let wp = w + 2, ld = rc * wp
+        let wp = pitch ?? w + 2, ld = rc * wp
         for c in 0..<channels {
             for r in 0..<rc {
                 let src = out + c * ld + r * wp, d = dst + c * h * w + (r0 + r) * w
@@ -256,6 +319,10 @@ enum ImplicitIm2col {
     /// one's speed; at 16² (the 128² network's Cout-256 level) the implicit backward lost more than its forward gained.
     /// Benchmark knob: EPISODIC_IMPLICIT_WIDE_WIDTH.
     nonisolated(unsafe) static var wideMinWidth = Conv3x3.envInt("EPISODIC_IMPLICIT_WIDE_WIDTH") ?? 32
+
+    /// Stride-2 layers take the implicit path too (phase planes); tests and benchmarks switch it off to compare.
+    /// Benchmark knob: EPISODIC_IMPLICIT_STRIDE2=0.
+    nonisolated(unsafe) static var stride2 = getenv("EPISODIC_IMPLICIT_STRIDE2").map { String(cString: $0) != "0" } ?? true
 
     /// Whether the implicit form can run: the project's kernels on this CPU. Any M: the row-offset kernels have no
     /// OpenBLAS counterpart (the largest the U-Net routes here is M = 512, the 512→256 decoder conv's dx at 256²).
@@ -298,14 +365,20 @@ struct Conv3x3 {
     nonisolated(unsafe) static var groupColumns = Conv3x3.envInt("EPISODIC_CONV_GROUP_COLUMNS") ?? 2048
 
     /// The forward runs implicit im2col at this shape (the backward too when its bands fit the scratch).
+    /// `width` is the output plane's (stride 2: the phase planes' width).
     func implicitApplies(width w: Int) -> Bool {
-        stride == 1 && cin > 1 && (cout <= ImplicitIm2col.maxCout || w >= ImplicitIm2col.wideMinWidth) && ImplicitIm2col.usable()
+        (stride == 1 || (stride == 2 && ImplicitIm2col.stride2)) && cin > 1
+            && (cout <= ImplicitIm2col.maxCout || w >= ImplicitIm2col.wideMinWidth) && ImplicitIm2col.usable()
     }
 
     /// Band rows of the implicit path for this layer in this scratch, or nil for the column path.
-    func implicitRows(ho: Int, w: Int, scratch: ConvScratch) -> Int? {
-        guard implicitApplies(width: w) else { return nil }
-        return ImplicitIm2col.fittingRows(ho: ho, w: w, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
+    func implicitRows(ho: Int, wo: Int, scratch: ConvScratch) -> Int? {
+        guard implicitApplies(width: wo) else { return nil }
+        if stride == 2 {
+            return ImplicitIm2col.fittingPhaseRows(ho: ho, wo: wo, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
+                                                   dcolCapacity: scratch.workerDcol[0].count)
+        }
+        return ImplicitIm2col.fittingRows(ho: ho, w: wo, cin: cin, cout: cout, colCapacity: scratch.workerCol[0].count,
                                           dcolCapacity: scratch.workerDcol[0].count)
     }
 
@@ -376,7 +449,7 @@ struct Conv3x3 {
         let col = scratch.col.pointer
         let wp = params + weight, bp = params + bias
         if g == 1 {
-            if let ir = implicitRows(ho: ho, w: w, scratch: scratch) {
+            if let ir = implicitRows(ho: ho, wo: wo, scratch: scratch) {
                 forwardImplicit(x: x, y: y, batch: batch, h: h, w: w, rows: ir, params: params, scratch: scratch, addBias: addBias)
                 return
             }
@@ -466,7 +539,12 @@ struct Conv3x3 {
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
             let nw = min(scratch.workers, batch)
             let kw = cout * k
-            if dx == nil || wfp != nil, let ir = implicitRows(ho: ho, w: w, scratch: scratch) {
+            if stride == 2, let ir = implicitRows(ho: ho, wo: wo, scratch: scratch) {
+                backwardImplicitStride2(x: x, dy: dy, dx: dx, batch: batch, h: h, w: w, rows: ir, dw: dw, db: db,
+                                        params: params, scratch: scratch, biasGradient: biasGradient)
+                return
+            }
+            if stride == 1, dx == nil || wfp != nil, let ir = implicitRows(ho: ho, wo: wo, scratch: scratch) {
                 backwardImplicit(x: x, dy: dy, dx: dx, accumulate: accumulate, batch: batch, h: h, w: w, rows: ir, wf: wfp,
                                  dw: dw, db: db, scratch: scratch, biasGradient: biasGradient)
                 return
@@ -567,31 +645,100 @@ struct Conv3x3 {
 
     /// Forward of a stride-1, one-sample-per-GEMM layer without a column matrix: per band of `rows` output rows the
     /// input band is padded once and Y = W·X̃ runs over its shifted rows (NN kernel, padded-width output, scattered).
+    /// Stride 2 likewise over the band's phase planes (pitch wo + 1).
     private func forwardImplicit(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
                                  rows: Int, params: UnsafePointer<Float>, scratch: ConvScratch, addBias: Bool) {
-        let plane = h * w, wp = w + 2, cs = (rows + 2) * wp
+        let (ho, wo) = outputSize(h, w)
+        let plane = ho * wo, wp = stride == 1 ? w + 2 : wo + 1
+        let cs = (rows + 2) * wp, ps = ImplicitIm2col.phasePlane(rows: rows, wo: wo)
         let nw = min(scratch.workers, batch)
         ImplicitIm2col.passes += 1
         parallelWorkers(nw) { wi in
             let xb = scratch.workerCol[wi].pointer, out = scratch.workerDcol[wi].pointer
             let off = scratch.rowOffsets(worker: wi, count: k)
-            ImplicitIm2col.fillOffsets(off, channels: cin, cs: cs, w: w)
+            if stride == 1 {
+                ImplicitIm2col.fillOffsets(off, channels: cin, cs: cs, w: w)
+            } else {
+                ImplicitIm2col.fillPhaseOffsets(off, channels: cin, ps: ps, wo: wo)
+            }
             var n = wi
             while n < batch {
-                let xn = x + n * cin * plane, yn = y + n * cout * plane
+                let xn = x + n * cin * h * w, yn = y + n * cout * plane
                 var r0 = 0
-                while r0 < h {
-                    let rc = min(rows, h - r0)
-                    ImplicitIm2col.padBand(xn, channels: cin, h: h, w: w, r0: r0, rc: rc, band: xb, cs: cs)
-                    ek_sgemm_nn_rows(Int32(cout), Int32(ImplicitIm2col.columns(rc: rc, w: w)), Int32(k), params + weight,
-                                     Int32(k), xb, off, 0, out, Int32(rc * wp))
-                    ImplicitIm2col.scatterBand(out, channels: cout, h: h, w: w, r0: r0, rc: rc, into: yn, accumulate: false)
+                while r0 < ho {
+                    let rc = min(rows, ho - r0)
+                    let cols: Int
+                    if stride == 1 {
+                        ImplicitIm2col.padBand(xn, channels: cin, h: h, w: w, r0: r0, rc: rc, band: xb, cs: cs)
+                        cols = ImplicitIm2col.columns(rc: rc, w: w)
+                    } else {
+                        ImplicitIm2col.padPhaseBand(xn, channels: cin, h: h, w: w, wo: wo, r0: r0, rc: rc, band: xb, ps: ps)
+                        cols = ImplicitIm2col.phaseColumns(rc: rc, wo: wo)
+                    }
+                    ek_sgemm_nn_rows(Int32(cout), Int32(cols), Int32(k), params + weight, Int32(k), xb, off, 0, out, Int32(rc * wp))
+                    ImplicitIm2col.scatterBand(out, channels: cout, h: ho, w: wo, r0: r0, rc: rc, pitch: wp, into: yn, accumulate: false)
                     r0 += rc
                 }
                 if addBias { addChannelBias(yn, params + bias, channels: cout, plane: plane) }
                 n += nw
             }
         }
+    }
+
+    /// Backward of a stride-2, one-sample-per-GEMM layer: per band, dWᵀ += X̃·dy′ᵀ over the x band's phase planes
+    /// (dy′: dy in the phase layout's pitch, zero in the junk column), and dx by dcol = Wᵀ·dy (OpenBLAS, the band's
+    /// rows of dy read in place) and col2im, which adds (dx is zeroed or holds the skip gradient to add to).
+    private func backwardImplicitStride2(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+                                         batch: Int, h: Int, w: Int, rows: Int, dw: UnsafeMutablePointer<Float>,
+                                         db: UnsafeMutablePointer<Float>, params: UnsafePointer<Float>, scratch: ConvScratch,
+                                         biasGradient: Bool) {
+        let (ho, wo) = outputSize(h, w)
+        let plane = ho * wo, wp = wo + 1, kw = cout * k
+        let ps = ImplicitIm2col.phasePlane(rows: rows, wo: wo)
+        let layout = ImplicitIm2col.phaseDcolLayout(rows: rows, wo: wo, cout: cout)
+        let nw = min(scratch.workers, batch)
+        ImplicitIm2col.passes += 1
+        parallelWorkers(nw) { wi in
+            let xb = scratch.workerCol[wi].pointer, dyb = scratch.workerDcol[wi].pointer, dyT = dyb + layout.dyT
+            let off = scratch.rowOffsets(worker: wi, count: k)
+            ImplicitIm2col.fillPhaseOffsets(off, channels: cin, ps: ps, wo: wo)
+            let dwW = scratch.workerDW[wi].pointer, dbW = dwW + kw
+            zeroFill(dwW, kw + cout)
+            var first = true
+            var n = wi
+            while n < batch {
+                let xn = x + n * cin * h * w, dyn = dy + n * cout * plane
+                if biasGradient { for co in 0..<cout { dbW[co] += Float(planeSum(dyn + co * plane, plane)) } }
+                var r0 = 0
+                while r0 < ho {
+                    let rc = min(rows, ho - r0), cols = ImplicitIm2col.phaseColumns(rc: rc, wo: wo)
+                    ImplicitIm2col.padPhaseBand(xn, channels: cin, h: h, w: w, wo: wo, r0: r0, rc: rc, band: xb, ps: ps)
+                    for co in 0..<cout {
+                        for r in 0..<rc {
+                            let d = dyb + co * rc * wp + r * wp
+                            d.update(from: dyn + co * plane + (r0 + r) * wo, count: wo)
+                            d[wo] = 0
+                        }
+                    }
+                    ek_transpose(Int32(cout), Int32(cols), dyb, Int32(rc * wp), dyT, Int32(cout))
+                    ek_sgemm_nn_arows(Int32(k), Int32(cout), Int32(cols), xb, off, dyT, Int32(cout), first ? 0 : 1, dwW, Int32(cout))
+                    first = false
+                    if let dx {
+                        // The phase band is spent: its buffer takes this band's dcol [k, rc·wo].
+                        sgemm(transA: true, m: k, n: rc * wo, k: cout, a: params + weight, lda: k, b: dyn + r0 * wo, ldb: plane,
+                              beta: 0, c: xb, ldc: rc * wo)
+                        col2im3x3(xb, ld: rc * wo, channels: cin, height: h, width: w, stride: 2, dx: dx + n * cin * h * w,
+                                  rowStart: r0, rowCount: rc)
+                    }
+                    r0 += rc
+                }
+                n += nw
+            }
+        }
+        let w0 = scratch.workerDW[0].pointer
+        for wi in 1..<max(1, nw) { addInPlace(w0, scratch.workerDW[wi].pointer, kw + cout) }
+        ek_transpose(Int32(k), Int32(cout), w0, Int32(cout), dw, Int32(k))
+        db.update(from: w0 + kw, count: cout)
     }
 
     /// Backward of a stride-1, one-sample-per-GEMM layer without column matrices: per band of `rows` output rows the
@@ -673,12 +820,7 @@ struct Conv1x1 {
         zeroFill(db, cout)
         for n in 0..<batch {
             let dyn = dy + n * cout * plane
-            for co in 0..<cout {
-                let r = dyn + co * plane
-                var s: Float = 0
-                for p in 0..<plane { s += r[p] }
-                db[co] += s
-            }
+            for co in 0..<cout { db[co] += Float(planeSum(dyn + co * plane, plane)) }
             sgemm(transB: true, m: cout, n: cin, k: plane, a: dyn, lda: plane, b: x + n * cin * plane, ldb: plane,
                   beta: n == 0 ? 0 : 1, c: grads + weight, ldc: cin)
             if let dx = dx {

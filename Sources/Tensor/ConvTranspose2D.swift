@@ -72,9 +72,7 @@ struct ConvTranspose2x2 {
                 let dyn = dy + (n0 + i) * dyBatchStride
                 for co in 0..<cout {
                     let src = dyn + co * 4 * pin
-                    var s: Float = 0
-                    for p in 0..<(4 * pin) { s += src[p] }
-                    db[co] += s
+                    db[co] += Float(planeSum(src, 4 * pin))  // SIMD, fixed order (a serial sum was ~0.5% of a 64² step)
                     for a in 0..<2 {
                         for bb in 0..<2 {
                             let dst = tmp + (co * 4 + a * 2 + bb) * ld + i * pin

@@ -20,6 +20,7 @@ final class ConvKernelTests: XCTestCase {
         ImplicitIm2col.maxCout = 128
         ImplicitIm2col.wideMinWidth = 32
         ImplicitIm2col.minGroupedWidth = 16
+        ImplicitIm2col.stride2 = true
         InstanceNormLeakyReLU.useKernel = ConvGEMM.kernelsAvailable
     }
 
@@ -54,7 +55,7 @@ final class ConvKernelTests: XCTestCase {
     }
 
     /// Which layers take the implicit path: Cout ≤ maxCout from minGroupedWidth-wide planes up (narrower ones group
-    /// samples on the column path), wider Couts only from wideMinWidth; stride 2 and Cin = 1 never. A wide-Cout layer
+    /// samples on the column path), wider Couts only from wideMinWidth; stride 2 likewise (unless switched off), Cin = 1 never. A wide-Cout layer
     /// on the implicit path gives the column path's y bit for bit.
     func testImplicitPathSelection() {
         ImplicitIm2col.maxCout = 8
@@ -65,7 +66,10 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertTrue(wide.implicitApplies(width: 32))
         XCTAssertFalse(wide.implicitApplies(width: 31), "Cout above maxCout below wideMinWidth")
         XCTAssertGreaterThan(wide.samplesPerGEMM(batch: 4, outH: 16, outW: 16), 1)
+        XCTAssertTrue(Conv3x3(cin: 8, cout: 8, stride: 2, weight: 0, bias: 0).implicitApplies(width: 64))
+        ImplicitIm2col.stride2 = false
         XCTAssertFalse(Conv3x3(cin: 8, cout: 8, stride: 2, weight: 0, bias: 0).implicitApplies(width: 64))
+        ImplicitIm2col.stride2 = true
         XCTAssertFalse(Conv3x3(cin: 1, cout: 8, stride: 1, weight: 0, bias: 0).implicitApplies(width: 64))
 
         let (batch, h, w) = (2, 5, 33)
@@ -85,6 +89,54 @@ final class ConvKernelTests: XCTestCase {
         XCTAssertEqual(ImplicitIm2col.passes, before + 1, "the Cout-16 layer on a 33-wide plane took the implicit path")
         let y0 = forward(implicit: false)
         XCTAssertTrue(zip(y1, y0).allSatisfy { $0.bitPattern == $1.bitPattern }, "y differs between the paths")
+    }
+
+    /// Stride 2 on the implicit path (phase planes read in place) against the column path: y bit-identical (same taps
+    /// in the same order), dW and dx within float rounding (dW's dot products run over the padded-width positions).
+    /// Even and odd planes (an odd one leaves the last phase row and column outside the input), several bands with a
+    /// partial last one, Cout > Cin (the encoder's downsampling convs) and Cout < Cin, skip-gradient accumulation.
+    func testImplicitStride2MatchesColumnPath() {
+        for (cin, cout, h, w, band) in [(8, 16, 26, 34, 4 * 8 * 18 * 4), (6, 4, 13, 21, 4 * 6 * 12 * 3), (4, 8, 9, 40, 1 << 20)] {
+            Conv3x3.groupColumns = 1
+            Conv3x3.tileThreshold = 0
+            Conv3x3.tileFloats = cin * 9 * w * 3
+            ImplicitIm2col.bandFloats = band
+            let batch = 3
+            let conv = Conv3x3(cin: cin, cout: cout, stride: 2, weight: 0, bias: cout * cin * 9)
+            let (ho, wo) = conv.outputSize(h, w)
+            let params = randomArray(cout * cin * 9 + cout, key: 45, scale: 0.2)
+            let x = randomArray(batch * cin * h * w, key: 46), dy = randomArray(batch * cout * ho * wo, key: 47)
+            let dx0 = randomArray(x.count, key: 48)
+            func run(implicit: Bool, accumulate: Bool) -> ([Float], [Float], [Float]) {
+                ImplicitIm2col.stride2 = implicit
+                let need = conv.scratchNeeds(batch: batch, h: h, w: w)
+                let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 1, workerColCount: need.2, workerDWCount: need.3)
+                var y = [Float](repeating: .nan, count: dy.count), g = [Float](repeating: .nan, count: params.count)
+                var dx = accumulate ? dx0 : [Float](repeating: .nan, count: x.count)
+                x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in dy.withUnsafeBufferPointer { dyp in
+                    y.withUnsafeMutableBufferPointer { yp in g.withUnsafeMutableBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in
+                        conv.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, h: h, w: w, params: pp.baseAddress!, scratch: scratch)
+                        conv.backward(x: xp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!, accumulate: accumulate, batch: batch,
+                                      h: h, w: w, params: pp.baseAddress!, grads: gp.baseAddress!, scratch: scratch)
+                    } } }
+                } } }
+                return (y, g, dx)
+            }
+            for accumulate in [false, true] {
+                let before = ImplicitIm2col.passes
+                let (y1, g1, dx1) = run(implicit: true, accumulate: accumulate)
+                XCTAssertEqual(ImplicitIm2col.passes, before + 2, "forward and backward took the implicit path")
+                let (y0, g0, dx0) = run(implicit: false, accumulate: accumulate)
+                XCTAssertEqual(ImplicitIm2col.passes, before + 2, "the column path ran without it")
+                let what = "\(cin)→\(cout) stride 2 @\(h)×\(w), accumulate \(accumulate)"
+                XCTAssertTrue(zip(y1, y0).allSatisfy { $0.bitPattern == $1.bitPattern }, "y differs: \(what)")
+                for (name, u, v) in [("dW,db", g1, g0), ("dx", dx1, dx0)] {
+                    let scale = v.map { abs($0) }.max() ?? 1
+                    let worst = zip(u, v).map { abs($0 - $1) }.max() ?? .nan
+                    XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "\(name) \(what): max diff \(worst)")
+                }
+            }
+        }
     }
 
     /// The implicit-im2col path (padded bands read in place by the row-offset kernels) against the column-matrix

@@ -42,6 +42,9 @@ void ek_sgemm_nn_arows(int M, int N, int K, const float *A, const int *aoff, con
 
 /* dst[c][r] = src[r][c] for a rows x cols matrix (leading dimensions lds, ldd). An exact copy. */
 void ek_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+/* One input row of w floats -> its even and odd column phases, wp floats each: even[u] = row[2u], odd[u] = row[2u - 1],
+ * 0 where the column is outside 0 ..< w (the stride-2 implicit im2col's phase planes). */
+void ek_phase_row(const float *row, int w, float *even, float *odd, int wp);
 
 /* One AdamW step over n floats (see Tensor/AdamW.swift for the update): m, v, p updated in place. Bit-identical to
  * the scalar loop (same IEEE operations in the same order, no fused multiply-add). */
