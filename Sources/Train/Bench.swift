@@ -45,9 +45,12 @@ public struct StepTiming: Codable, Sendable {
     public var medianLongestWait: Double
     /// Median over steps of the spread of the ranks' compute times (slowest − fastest).
     public var medianSkew: Double
-    /// Minor page faults per timed step of the rank with the most (mean over steps): memory the step maps afresh,
+    /// Minor page faults per timed step of the rank with the most (median over steps): memory the step maps afresh,
     /// ours or a library's. Steady state should have none.
     public var pageFaultsPerStep: Double
+    /// The most in any one timed step: a one-off growth of a buffer pool to a new high-water mark shows here, not
+    /// in the median (Open MPI's temporary buffers grew by ~10 MB in one step of some 2-rank runs).
+    public var pageFaultsMaxStep: Double
     /// The benchmarked network's size and analytic forward FLOPs per image (so callers need not build another one).
     public var parameters: Int
     public var forwardFLOPsPerImage: Double
@@ -104,7 +107,7 @@ public enum StepBenchmark {
         return StepTiming(ranks: comm.size, blasThreads: BLASInfo.threads, globalBatch: globalBatch,
                           medianStep: median(times), medianCompute: median(compute), medianCommWait: median(wait),
                           medianLongestWait: median(longest), medianSkew: median(skew),
-                          pageFaultsPerStep: faults.isEmpty ? .nan : faults.reduce(0, +) / Double(faults.count),
+                          pageFaultsPerStep: median(faults), pageFaultsMaxStep: faults.max() ?? .nan,
                           parameters: net.parameterCount, forwardFLOPsPerImage: net.forwardFLOPs(height: size, width: size))
     }
 

@@ -88,7 +88,8 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
                               "compute_s": dp.medianCompute, "exposed_comm_s": dp.medianCommWait,
                               "exposed_comm_fraction": dp.medianCommWait / dp.medianStep,
                               "longest_rank_wait_s": dp.medianLongestWait, "longest_rank_wait_fraction": dp.medianLongestWait / dp.medianStep,
-                              "rank_skew_s": dp.medianSkew, "page_faults_per_step": dp.pageFaultsPerStep]
+                              "rank_skew_s": dp.medianSkew, "page_faults_per_step": dp.pageFaultsPerStep,
+                              "page_faults_max_step": dp.pageFaultsMaxStep]
     if let p = peaks {
         obj["blas_peak_gflops"] = p.best.total
         obj["blas_peak_before_gflops"] = p.before.total
@@ -115,7 +116,8 @@ let benchCommand = Command(name: "bench", summary: "time full training steps of 
                          dp.medianSkew, dp.medianLongestWait, 100 * dp.medianLongestWait / dp.medianStep))
         }
         print("parameters \(obj["params"] ?? 0), peak RSS \(String(format: "%.0f", peakMB)) MB (largest rank), " +
-              "page faults \(String(format: "%.0f", dp.pageFaultsPerStep))/step (most on a rank), " +
+              "page faults \(String(format: "%.0f", dp.pageFaultsPerStep))/step (median; most in one step " +
+              "\(String(format: "%.0f", dp.pageFaultsMaxStep)), on the rank with the most), " +
               "BLAS core \(BLASInfo.coreName), \(BLASInfo.threads) thread(s) per rank, process CPU \(String(format: "%.2f", cpuPerStep)) s/step, " +
               "sgemm yardstick \(String(format: "%.0f", sgemmRate)) GFLOP/s; conv GEMMs: \(ConvGEMM.description)")
         if let p = peaks {
