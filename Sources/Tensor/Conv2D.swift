@@ -735,10 +735,7 @@ struct Conv3x3 {
                 n += nw
             }
         }
-        let w0 = scratch.workerDW[0].pointer
-        for wi in 1..<max(1, nw) { addInPlace(w0, scratch.workerDW[wi].pointer, kw + cout) }
-        ek_transpose(Int32(k), Int32(cout), w0, Int32(cout), dw, Int32(k))
-        db.update(from: w0 + kw, count: cout)
+        reduceTransposedWorkerGradients(workers: nw, dw: dw, db: db, scratch: scratch)
     }
 
     /// Backward of a stride-1, one-sample-per-GEMM layer without column matrices: per band of `rows` output rows the
@@ -791,8 +788,14 @@ struct Conv3x3 {
                 n += nw
             }
         }
-        // Sum the workers' partial dWᵀ, db (fixed order: deterministic), then dW = (dWᵀ)ᵀ.
-        let w0 = scratch.workerDW[0].pointer
+        reduceTransposedWorkerGradients(workers: nw, dw: dw, db: db, scratch: scratch)
+    }
+
+    /// The implicit backwards' epilogue: the workers' partial dWᵀ [k, cout] and db summed in a fixed order
+    /// (deterministic), then dW = (dWᵀ)ᵀ.
+    private func reduceTransposedWorkerGradients(workers nw: Int, dw: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>,
+                                                 scratch: ConvScratch) {
+        let kw = cout * k, w0 = scratch.workerDW[0].pointer
         for wi in 1..<max(1, nw) { addInPlace(w0, scratch.workerDW[wi].pointer, kw + cout) }
         ek_transpose(Int32(k), Int32(cout), w0, Int32(cout), dw, Int32(k))
         db.update(from: w0 + kw, count: cout)

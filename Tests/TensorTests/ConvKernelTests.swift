@@ -101,40 +101,57 @@ final class ConvKernelTests: XCTestCase {
             Conv3x3.tileThreshold = 0
             Conv3x3.tileFloats = cin * 9 * w * 3
             ImplicitIm2col.bandFloats = band
-            let batch = 3
             let conv = Conv3x3(cin: cin, cout: cout, stride: 2, weight: 0, bias: cout * cin * 9)
-            let (ho, wo) = conv.outputSize(h, w)
-            let params = randomArray(cout * cin * 9 + cout, key: 45, scale: 0.2)
-            let x = randomArray(batch * cin * h * w, key: 46), dy = randomArray(batch * cout * ho * wo, key: 47)
-            let dx0 = randomArray(x.count, key: 48)
-            func run(implicit: Bool, accumulate: Bool) -> ([Float], [Float], [Float]) {
-                ImplicitIm2col.stride2 = implicit
-                let need = conv.scratchNeeds(batch: batch, h: h, w: w)
-                let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 1, workerColCount: need.2, workerDWCount: need.3)
-                var y = [Float](repeating: .nan, count: dy.count), g = [Float](repeating: .nan, count: params.count)
-                var dx = accumulate ? dx0 : [Float](repeating: .nan, count: x.count)
-                x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in dy.withUnsafeBufferPointer { dyp in
-                    y.withUnsafeMutableBufferPointer { yp in g.withUnsafeMutableBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in
-                        conv.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, h: h, w: w, params: pp.baseAddress!, scratch: scratch)
-                        conv.backward(x: xp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!, accumulate: accumulate, batch: batch,
-                                      h: h, w: w, params: pp.baseAddress!, grads: gp.baseAddress!, scratch: scratch)
-                    } } }
-                } } }
-                return (y, g, dx)
+            comparePaths(conv, batch: 3, h: h, w: w, keys: 45, dxExact: false) { ImplicitIm2col.stride2 = $0 }
+        }
+    }
+
+    /// One forward and backward of `conv` on scratch sized for the current knobs, from dx = NaN (written) or dx0
+    /// (accumulated): (y, dW‖db, dx).
+    private func forwardBackward(_ conv: Conv3x3, batch: Int, h: Int, w: Int, params: [Float], x: [Float], dy: [Float],
+                                 dx0: [Float]?) -> ([Float], [Float], [Float]) {
+        let need = conv.scratchNeeds(batch: batch, h: h, w: w)  // the grouping depends on the path
+        let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 1, workerColCount: need.2, workerDWCount: need.3)
+        var y = [Float](repeating: .nan, count: dy.count), g = [Float](repeating: .nan, count: params.count)
+        var dx = dx0 ?? [Float](repeating: .nan, count: x.count)
+        x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in dy.withUnsafeBufferPointer { dyp in
+            y.withUnsafeMutableBufferPointer { yp in g.withUnsafeMutableBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in
+                conv.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, h: h, w: w, params: pp.baseAddress!, scratch: scratch)
+                conv.backward(x: xp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!, accumulate: dx0 != nil, batch: batch,
+                              h: h, w: w, params: pp.baseAddress!, grads: gp.baseAddress!, scratch: scratch)
+            } } }
+        } } }
+        return (y, g, dx)
+    }
+
+    /// `conv` with the implicit path switched on and off by `implicit`, written and accumulated dx: both passes take
+    /// the implicit path in the first run and neither in the second; y bit-identical, a written dx too when `dxExact`,
+    /// dW, db and dx within float rounding.
+    private func comparePaths(_ conv: Conv3x3, batch: Int, h: Int, w: Int, keys: UInt64, dxExact: Bool,
+                              implicit: (Bool) -> Void, file: StaticString = #filePath, line: UInt = #line) {
+        let (ho, wo) = conv.outputSize(h, w)
+        let params = randomArray(conv.cout * conv.k + conv.cout, key: keys, scale: 0.2)
+        let x = randomArray(batch * conv.cin * h * w, key: keys + 1), dy = randomArray(batch * conv.cout * ho * wo, key: keys + 2)
+        let dx0 = randomArray(x.count, key: keys + 3)
+        for accumulate in [false, true] {
+            let before = ImplicitIm2col.passes
+            implicit(true)
+            let (y1, g1, dx1) = forwardBackward(conv, batch: batch, h: h, w: w, params: params, x: x, dy: dy, dx0: accumulate ? dx0 : nil)
+            XCTAssertEqual(ImplicitIm2col.passes, before + 2, "forward and backward took the implicit path", file: file, line: line)
+            implicit(false)
+            let (y0, g0, dxc) = forwardBackward(conv, batch: batch, h: h, w: w, params: params, x: x, dy: dy, dx0: accumulate ? dx0 : nil)
+            implicit(true)
+            XCTAssertEqual(ImplicitIm2col.passes, before + 2, "the column path ran without it", file: file, line: line)
+            let what = "\(conv.cin)→\(conv.cout) stride \(conv.stride) @\(h)×\(w), accumulate \(accumulate)"
+            XCTAssertTrue(zip(y1, y0).allSatisfy { $0.bitPattern == $1.bitPattern }, "y differs: \(what)", file: file, line: line)
+            if dxExact && !accumulate {
+                XCTAssertTrue(zip(dx1, dxc).allSatisfy { $0.bitPattern == $1.bitPattern }, "dx differs: \(what)", file: file, line: line)
             }
-            for accumulate in [false, true] {
-                let before = ImplicitIm2col.passes
-                let (y1, g1, dx1) = run(implicit: true, accumulate: accumulate)
-                XCTAssertEqual(ImplicitIm2col.passes, before + 2, "forward and backward took the implicit path")
-                let (y0, g0, dx0) = run(implicit: false, accumulate: accumulate)
-                XCTAssertEqual(ImplicitIm2col.passes, before + 2, "the column path ran without it")
-                let what = "\(cin)→\(cout) stride 2 @\(h)×\(w), accumulate \(accumulate)"
-                XCTAssertTrue(zip(y1, y0).allSatisfy { $0.bitPattern == $1.bitPattern }, "y differs: \(what)")
-                for (name, u, v) in [("dW,db", g1, g0), ("dx", dx1, dx0)] {
-                    let scale = v.map { abs($0) }.max() ?? 1
-                    let worst = zip(u, v).map { abs($0 - $1) }.max() ?? .nan
-                    XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "\(name) \(what): max diff \(worst)")
-                }
+            // Accumulating, the column path adds inside the GEMM (dx + Σ…), the implicit one after it (Σ… + dx).
+            for (name, u, v) in [("dW,db", g1, g0), ("dx", dx1, dxc)] {
+                let scale = v.map { abs($0) }.max() ?? 1
+                let worst = zip(u, v).map { abs($0 - $1) }.max() ?? .nan
+                XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "\(name) \(what): max diff \(worst)", file: file, line: line)
             }
         }
     }
@@ -150,44 +167,8 @@ final class ConvKernelTests: XCTestCase {
             Conv3x3.tileThreshold = 0
             Conv3x3.tileFloats = cin * 9 * w * 3
             ImplicitIm2col.bandFloats = band
-            let batch = 3
             let conv = Conv3x3(cin: cin, cout: cout, stride: 1, weight: 0, bias: cout * cin * 9)
-            let params = randomArray(cout * cin * 9 + cout, key: 41, scale: 0.2)
-            let x = randomArray(batch * cin * h * w, key: 42), dy = randomArray(batch * cout * h * w, key: 43)
-            let dx0 = randomArray(x.count, key: 44)
-            let need = conv.scratchNeeds(batch: batch, h: h, w: w)
-            func run(implicit: Bool, accumulate: Bool) -> ([Float], [Float], [Float]) {
-                Im2col.useImplicit = implicit
-                let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 1, workerColCount: need.2, workerDWCount: need.3)
-                var y = [Float](repeating: .nan, count: dy.count), g = [Float](repeating: .nan, count: params.count)
-                var dx = accumulate ? dx0 : [Float](repeating: .nan, count: x.count)
-                x.withUnsafeBufferPointer { xp in params.withUnsafeBufferPointer { pp in dy.withUnsafeBufferPointer { dyp in
-                    y.withUnsafeMutableBufferPointer { yp in g.withUnsafeMutableBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in
-                        conv.forward(x: xp.baseAddress!, y: yp.baseAddress!, batch: batch, h: h, w: w, params: pp.baseAddress!, scratch: scratch)
-                        conv.backward(x: xp.baseAddress!, dy: dyp.baseAddress!, dx: dxp.baseAddress!, accumulate: accumulate, batch: batch,
-                                      h: h, w: w, params: pp.baseAddress!, grads: gp.baseAddress!, scratch: scratch)
-                    } } }
-                } } }
-                return (y, g, dx)
-            }
-            for accumulate in [false, true] {
-                let before = ImplicitIm2col.passes
-                let (y1, g1, dx1) = run(implicit: true, accumulate: accumulate)
-                XCTAssertEqual(ImplicitIm2col.passes, before + 2, "forward and backward took the implicit path")
-                let (y0, g0, dx0) = run(implicit: false, accumulate: accumulate)
-                XCTAssertEqual(ImplicitIm2col.passes, before + 2, "the column path ran without it")
-                let what = "\(cin)→\(cout) @\(h)×\(w), accumulate \(accumulate)"
-                XCTAssertTrue(zip(y1, y0).allSatisfy { $0.bitPattern == $1.bitPattern }, "y differs: \(what)")
-                if !accumulate {
-                    XCTAssertTrue(zip(dx1, dx0).allSatisfy { $0.bitPattern == $1.bitPattern }, "dx differs: \(what)")
-                }
-                // Accumulating, the column path adds inside the GEMM (dx + Σ…), the implicit one after it (Σ… + dx).
-                for (name, u, v) in [("dW,db", g1, g0), ("dx", dx1, dx0)] {
-                    let scale = v.map { abs($0) }.max() ?? 1
-                    let worst = zip(u, v).map { abs($0 - $1) }.max() ?? .nan
-                    XCTAssertLessThan(worst, 1e-5 * max(scale, 1), "\(name) \(what): max diff \(worst)")
-                }
-            }
+            comparePaths(conv, batch: 3, h: h, w: w, keys: 41, dxExact: true) { Im2col.useImplicit = $0 }
         }
     }
 
