@@ -108,6 +108,12 @@ func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Floa
     for c in 0..<channels { let b = bias[c], r = y + c * plane; for p in 0..<plane { r[p] += b } }
 }
 
+/// db[c] += Σ_p dy[c, p] over one [channels, plane] block (its adjoint: the bias gradient). SIMD, fixed order.
+@inline(__always)
+func addChannelSums(_ db: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, channels: Int, plane: Int) {
+    for c in 0..<channels { db[c] += Float(planeSum(dy + c * plane, plane)) }
+}
+
 /// Scratch shared by all convolutions of one workspace: the column matrix, its gradient and a group output.
 /// Large-plane layers run one sample per worker thread (BLAS single-threaded inside), so im2col/col2im and the
 /// bias loops are parallel too; each worker has its own column buffers and dW/db partial sums.
@@ -557,7 +563,7 @@ struct Conv3x3 {
                 var n = wi
                 while n < batch {
                     let xn = x + n * cin * h * w, dyn = dy + n * cout * plane
-                    if biasGradient { for co in 0..<cout { dbW[co] += Float(planeSum(dyn + co * plane, plane)) } }
+                    if biasGradient { addChannelSums(dbW, dyn, channels: cout, plane: plane) }
                     var r0 = 0
                     while r0 < ho {
                         let rc = min(rows, ho - r0), pb = rc * wo
@@ -613,7 +619,7 @@ struct Conv3x3 {
                 gatherSamples(dy + n0 * cout * plane, sampleStride: cout * plane, into: t, channels: cout, samples: gn, plane: plane)
                 dyg = UnsafePointer(t)
             }
-            if biasGradient { for co in 0..<cout { db[co] += Float(planeSum(dyg + co * ld, ld)) } }
+            if biasGradient { addChannelSums(db, dyg, channels: cout, plane: ld) }
             let tB = Profiler.start()
             convGEMM(transB: true, m: cout, n: k, k: ld, a: dyg, lda: ld, b: colg, ldb: ld, beta: n0 == 0 ? 0 : 1, c: dw, ldc: k)
             Profiler.stop(tB, "  conv bwd gemm dW")
@@ -708,7 +714,7 @@ struct Conv3x3 {
             var n = wi
             while n < batch {
                 let xn = x + n * cin * h * w, dyn = dy + n * cout * plane
-                if biasGradient { for co in 0..<cout { dbW[co] += Float(planeSum(dyn + co * plane, plane)) } }
+                if biasGradient { addChannelSums(dbW, dyn, channels: cout, plane: plane) }
                 var r0 = 0
                 while r0 < ho {
                     let rc = min(rows, ho - r0), cols = ImplicitIm2col.phaseColumns(rc: rc, wo: wo)
@@ -762,7 +768,7 @@ struct Conv3x3 {
             var n = wi
             while n < batch {
                 let xn = x + n * cin * plane, dyn = dy + n * cout * plane
-                if biasGradient { for co in 0..<cout { dbW[co] += Float(planeSum(dyn + co * plane, plane)) } }
+                if biasGradient { addChannelSums(dbW, dyn, channels: cout, plane: plane) }
                 var r0 = 0
                 while r0 < h {
                     let rc = min(rows, h - r0), cols = ImplicitIm2col.columns(rc: rc, w: w)
@@ -823,7 +829,7 @@ struct Conv1x1 {
         zeroFill(db, cout)
         for n in 0..<batch {
             let dyn = dy + n * cout * plane
-            for co in 0..<cout { db[co] += Float(planeSum(dyn + co * plane, plane)) }
+            addChannelSums(db, dyn, channels: cout, plane: plane)
             sgemm(transB: true, m: cout, n: cin, k: plane, a: dyn, lda: plane, b: x + n * cin * plane, ldb: plane,
                   beta: n == 0 ? 0 : 1, c: grads + weight, ldc: cin)
             if let dx = dx {

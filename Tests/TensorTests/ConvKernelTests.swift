@@ -97,12 +97,8 @@ final class ConvKernelTests: XCTestCase {
     /// partial last one, Cout > Cin (the encoder's downsampling convs) and Cout < Cin, skip-gradient accumulation.
     func testImplicitStride2MatchesColumnPath() {
         for (cin, cout, h, w, band) in [(8, 16, 26, 34, 4 * 8 * 18 * 4), (6, 4, 13, 21, 4 * 6 * 12 * 3), (4, 8, 9, 40, 1 << 20)] {
-            Conv3x3.groupColumns = 1
-            Conv3x3.tileThreshold = 0
-            Conv3x3.tileFloats = cin * 9 * w * 3
-            ImplicitIm2col.bandFloats = band
             let conv = Conv3x3(cin: cin, cout: cout, stride: 2, weight: 0, bias: cout * cin * 9)
-            comparePaths(conv, batch: 3, h: h, w: w, keys: 45, dxExact: false) { ImplicitIm2col.stride2 = $0 }
+            comparePaths(conv, batch: 3, h: h, w: w, bandFloats: band, keys: 45, dxExact: false) { ImplicitIm2col.stride2 = $0 }
         }
     }
 
@@ -126,9 +122,14 @@ final class ConvKernelTests: XCTestCase {
 
     /// `conv` with the implicit path switched on and off by `implicit`, written and accumulated dx: both passes take
     /// the implicit path in the first run and neither in the second; y bit-identical, a written dx too when `dxExact`,
-    /// dW, db and dx within float rounding.
-    private func comparePaths(_ conv: Conv3x3, batch: Int, h: Int, w: Int, keys: UInt64, dxExact: Bool,
+    /// dW, db and dx within float rounding. One sample per GEMM, column bands of 3 rows, implicit bands of
+    /// `bandFloats` (the tests' knobs; tearDown restores them).
+    private func comparePaths(_ conv: Conv3x3, batch: Int, h: Int, w: Int, bandFloats: Int, keys: UInt64, dxExact: Bool,
                               implicit: (Bool) -> Void, file: StaticString = #filePath, line: UInt = #line) {
+        Conv3x3.groupColumns = 1
+        Conv3x3.tileThreshold = 0
+        Conv3x3.tileFloats = conv.k * w * 3
+        ImplicitIm2col.bandFloats = bandFloats
         let (ho, wo) = conv.outputSize(h, w)
         let params = randomArray(conv.cout * conv.k + conv.cout, key: keys, scale: 0.2)
         let x = randomArray(batch * conv.cin * h * w, key: keys + 1), dy = randomArray(batch * conv.cout * ho * wo, key: keys + 2)
@@ -163,12 +164,8 @@ final class ConvKernelTests: XCTestCase {
     /// several bands with a partial last one, Cin > Cout (the decoder's concat convs), skip-gradient accumulation.
     func testImplicitIm2colMatchesColumnPath() {
         for (cin, cout, h, w, band) in [(8, 8, 13, 21, 8 * 23 * 6), (16, 8, 17, 33, 16 * 35 * 5), (6, 6, 5, 47, 1 << 20)] {
-            Conv3x3.groupColumns = 1
-            Conv3x3.tileThreshold = 0
-            Conv3x3.tileFloats = cin * 9 * w * 3
-            ImplicitIm2col.bandFloats = band
             let conv = Conv3x3(cin: cin, cout: cout, stride: 1, weight: 0, bias: cout * cin * 9)
-            comparePaths(conv, batch: 3, h: h, w: w, keys: 41, dxExact: true) { Im2col.useImplicit = $0 }
+            comparePaths(conv, batch: 3, h: h, w: w, bandFloats: band, keys: 41, dxExact: true) { Im2col.useImplicit = $0 }
         }
     }
 

@@ -47,24 +47,24 @@ final class CLITests: XCTestCase {
         let r1 = try run(["sampler-stats", "--data", TinyData.dir.path, "--sampler", "bogus"])
         XCTAssertNotEqual(r1.exitCode, 0)
         XCTAssertTrue(r1.stderr.contains("bogus"), r1.stderr)
-        let r2 = try run(["train", "--data", TinyData.dir.path, "--out", TinyData.tempDir("x").path, "--set", "budget.max=0"])
+        let r2 = try run(["train", "--data", TinyData.dir.path, "--out", Scratch.path("x").path, "--set", "budget.max=0"])
         XCTAssertNotEqual(r2.exitCode, 0)
         XCTAssertTrue(r2.stderr.contains("budget.max"), r2.stderr)
-        let r3 = try run(["train", "--out", TinyData.tempDir("z").path, "--bogus-option", "1"])
+        let r3 = try run(["train", "--out", Scratch.path("z").path, "--bogus-option", "1"])
         XCTAssertEqual(r3.exitCode, 2)
         XCTAssertTrue(r3.stderr.contains("--bogus-option"), r3.stderr)
-        let r4 = try run(["experiment", "--config", "/nonexistent.json", "--out", TinyData.tempDir("y").path])
+        let r4 = try run(["experiment", "--config", "/nonexistent.json", "--out", Scratch.path("y").path])
         XCTAssertNotEqual(r4.exitCode, 0)
         XCTAssertTrue(r4.stderr.contains("/nonexistent.json"), r4.stderr)
     }
 
     func testPredictWritesLabelMapsInTheInputGeometryAndScoreReadsThem() throws {
-        let run = TinyData.tempDir("predict-run")
+        let run = Scratch.path("predict-run")
         let t = try self.run(["train", "--data", TinyData.dir.path, "--out", run.path, "--set", "size=32", "--set", "network.features=[4,8,16]",
                               "--set", "budget.unit=iterations", "--set", "budget.max=2", "--set", "budget.milestones=[]",
                               "--set", "budget.validationInterval=1", "--set", "sampler.batchSize=4", "--set", "scoreTest=false"])
         XCTAssertEqual(t.exitCode, 0, t.summary)
-        let out = TinyData.tempDir("pred")
+        let out = Scratch.path("pred")
         let p = try self.run(["predict", "--checkpoint", run.appendingPathComponent("checkpoint_best").path,
                               "-i", TinyData.dir.appendingPathComponent("imagesTr").path, "-o", out.path])
         XCTAssertEqual(p.exitCode, 0, p.summary)

@@ -14,7 +14,7 @@ final class ExperimentTests: XCTestCase {
                       {"name": "episodic", "sampler": {"kind": "episodic", "k": 2, "nSupport": 1, "nQuery": 1, "allowReplacement": true}}],
          "budgets": [{"name": "it", "budget": {"unit": "iterations", "max": 8, "milestones": [], "patience": 0, "validationInterval": 2}}]}
         """
-        let url = Scratch.file("exp-config", extension: "json")
+        let url = Scratch.path("exp-config", extension: "json")
         try Data(cfg.utf8).write(to: url)
         return url
     }
@@ -25,7 +25,7 @@ final class ExperimentTests: XCTestCase {
 
     func testInterruptedExperimentCompletesWithTheSameSummary() throws {
         let config = try writeConfig()
-        let whole = TinyData.tempDir("exp-whole"), cut = TinyData.tempDir("exp-cut")
+        let whole = Scratch.path("exp-whole"), cut = Scratch.path("exp-cut")
         let r = try MPITestSupport.runEpisodic(np: 2, experiment(config, whole), for: Self.self, timeout: 300)
         XCTAssertEqual(r.exitCode, 0, r.summary)
         XCTAssertTrue(r.stdout.contains("report: "), r.stdout)
@@ -62,7 +62,7 @@ final class ExperimentTests: XCTestCase {
 
         // Another experiment's folder is refused unless --force.
         let other = try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: "\"max\": 8", with: "\"max\": 6")
-        let otherURL = Scratch.file("exp-other", extension: "json")
+        let otherURL = Scratch.path("exp-other", extension: "json")
         try Data(other.utf8).write(to: otherURL)
         let refused = try MPITestSupport.runEpisodic(np: 2, experiment(otherURL, cut), for: Self.self, timeout: 60)
         XCTAssertNotEqual(refused.exitCode, 0)
@@ -73,9 +73,9 @@ final class ExperimentTests: XCTestCase {
     func testAGridThatCannotRunIsRefusedBeforeTraining() throws {
         let cfg = try String(contentsOf: try writeConfig(), encoding: .utf8)
             .replacingOccurrences(of: "\"nSupport\": 1, \"nQuery\": 1, \"allowReplacement\": true", with: "\"nSupport\": 40, \"nQuery\": 40")
-        let url = Scratch.file("exp-bad", extension: "json")
+        let url = Scratch.path("exp-bad", extension: "json")
         try Data(cfg.utf8).write(to: url)
-        let out = TinyData.tempDir("exp-bad-out")
+        let out = Scratch.path("exp-bad-out")
         let r = try MPITestSupport.runEpisodic(np: 2, experiment(url, out), for: Self.self, timeout: 60)
         XCTAssertNotEqual(r.exitCode, 0, r.summary)
         XCTAssertTrue(r.stderr.contains("2 run(s) cannot start"), r.stderr)
@@ -85,7 +85,7 @@ final class ExperimentTests: XCTestCase {
 
     func testReportOnUnfinishedRunsNamesThem() throws {
         let config = try writeConfig()
-        let out = TinyData.tempDir("exp-partial")
+        let out = Scratch.path("exp-partial")
         // Only the first run of the grid is trained (with `train`, straight into its run folder); the others are missing.
         let run = try ExperimentConfig.load(path: config.path).runs()[0]
         let dir = out.appendingPathComponent(run.relativePath)

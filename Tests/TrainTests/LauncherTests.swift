@@ -16,7 +16,7 @@ final class LauncherTests: XCTestCase {
         XCTAssertEqual(missing.exitCode, 2, missing.summary)
         XCTAssertTrue(missing.stderr.contains("/nonexistent/hosts"), missing.stderr)
 
-        let bad = Scratch.directory("bad-hosts")
+        let bad = Scratch.path("bad-hosts")
         try Data("localhost slots=2\nnode02 slots=two\n".utf8).write(to: bad)
         let malformed = try cluster(bad.path)
         XCTAssertEqual(malformed.exitCode, 2, malformed.summary)

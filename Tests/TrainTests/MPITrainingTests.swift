@@ -27,7 +27,7 @@ final class MPITrainingTests: XCTestCase {
     }
 
     func testOneRankAndTwoRanksTrainTheSameModel() throws {
-        let one = TinyData.tempDir("np1"), two = TinyData.tempDir("np2")
+        let one = Scratch.path("np1"), two = Scratch.path("np2")
         let r1 = try MPITestSupport.runEpisodic(np: 1, trainArgs(out: one), for: Self.self, timeout: 240)
         XCTAssertEqual(r1.exitCode, 0, r1.summary)
         let r2 = try MPITestSupport.runEpisodic(np: 2, trainArgs(out: two), for: Self.self, timeout: 240)
@@ -48,7 +48,7 @@ final class MPITrainingTests: XCTestCase {
     }
 
     func testTrainingOverTCP() throws {
-        let d = TinyData.tempDir("tcp")
+        let d = Scratch.path("tcp")
         let r = try MPITestSupport.runEpisodic(np: 2, mpiArguments: ["--mca", "btl", "tcp,self"],
                                                trainArgs(out: d, iterations: 4, validationEvery: 2), for: Self.self, timeout: 120)
         XCTAssertEqual(r.exitCode, 0, r.summary)
@@ -57,7 +57,7 @@ final class MPITrainingTests: XCTestCase {
     }
 
     func testKilledRankLeavesACheckpointThatResumes() throws {
-        let killed = TinyData.tempDir("killed"), reference = TinyData.tempDir("reference")
+        let killed = Scratch.path("killed"), reference = Scratch.path("reference")
         let args = trainArgs(out: killed, iterations: 40, validationEvery: 5, sampler: "random")
         let p = try MPITestSupport.startEpisodic(np: 2, args, for: Self.self)
         // Wait for the first checkpoint, then kill -9 one rank.

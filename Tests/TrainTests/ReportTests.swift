@@ -20,7 +20,7 @@ final class ReportTests: XCTestCase {
     var folder: URL!
 
     override func setUpWithError() throws {
-        folder = Scratch.directory("report-test")
+        folder = Scratch.path("report-test")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var cfg = ExperimentConfig()
         cfg.name = "synthetic"

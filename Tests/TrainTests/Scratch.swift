@@ -13,11 +13,9 @@ final class Scratch: NSObject, XCTestObservation, @unchecked Sendable {
     private let lock = NSLock()
     private var paths: [URL] = []
 
-    /// A fresh file path, `episodic-<name>-<pid>-<random>.<ext>`.
-    static func file(_ name: String, extension ext: String) -> URL { directory(name, extension: ext) }
-
-    /// A fresh, not yet existing path `episodic-<name>-<pid>-<random>[.<ext>]` in the temporary directory.
-    static func directory(_ name: String, extension ext: String? = nil) -> URL {
+    /// A fresh, not yet existing path `episodic-<name>-<pid>-<random>[.<ext>]` in the temporary directory, for a
+    /// file or a folder.
+    static func path(_ name: String, extension ext: String? = nil) -> URL {
         var d = FileManager.default.temporaryDirectory
             .appendingPathComponent("episodic-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         if let ext { d.appendPathExtension(ext) }

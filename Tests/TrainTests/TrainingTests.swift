@@ -8,7 +8,7 @@ import XCTest
 /// A small phantom data set shared by the training tests (written once per test process).
 enum TinyData {
     static let dir: URL = {
-        let d = Scratch.directory("train-tests")
+        let d = Scratch.path("train-tests")
         do { try Phantom.write(to: d, cases: 8, size: 32, slices: 8, seed: 3) } catch { fatalError("phantom: \(error)") }
         return d
     }()
@@ -22,8 +22,6 @@ enum TinyData {
             "budget.validationInterval=\(validationEvery)", "logEvery=1000", "scoreTest=false", "evalBatch=4",
         ])
     }
-
-    static func tempDir(_ name: String) -> URL { Scratch.directory(name) }
 
     static func train(_ config: RunConfig, dir: URL, resume: Bool = false, stopAfter: Int? = nil) throws -> RunResult? {
         let comm = SingleProcessCommunicator()
@@ -68,7 +66,7 @@ final class BudgetTests: XCTestCase {
 
 final class RunConfigTests: XCTestCase {
     func testUnknownKeysAndBadValuesAreRefusedByName() throws {
-        let f = Scratch.file("cfg", extension: "json")
+        let f = Scratch.path("cfg", extension: "json")
         try Data(#"{"budget": {"patiance": 3}}"#.utf8).write(to: f)
         XCTAssertThrowsError(try RunConfig.load(path: f.path)) { XCTAssertTrue("\($0)".contains("budget.patiance"), "\($0)") }
         XCTAssertThrowsError(try RunConfig.load(path: nil, overrides: ["sampler.kind=bogus"])) { XCTAssertTrue("\($0)".contains("bogus"), "\($0)") }
@@ -101,7 +99,7 @@ final class RunConfigTests: XCTestCase {
 final class TrainingTests: XCTestCase {
     func testResumeReachesExactlyTheUninterruptedWeights() throws {
         let cfg = try TinyData.config(iterations: 6, validationEvery: 2)
-        let a = TinyData.tempDir("full"), b = TinyData.tempDir("resumed")
+        let a = Scratch.path("full"), b = Scratch.path("resumed")
         let full = try XCTUnwrap(try TinyData.train(cfg, dir: a))
         XCTAssertNil(try TinyData.train(cfg, dir: b, stopAfter: 3), "stops at iteration 3 between validation points")
         XCTAssertThrowsError(try TinyData.train(cfg, dir: b)) { XCTAssertTrue("\($0)".contains("--resume"), "\($0)") }
@@ -121,7 +119,7 @@ final class TrainingTests: XCTestCase {
 
     func testResumeWithAnotherConfigIsRefused() throws {
         let cfg = try TinyData.config(iterations: 4)
-        let d = TinyData.tempDir("other")
+        let d = Scratch.path("other")
         XCTAssertNil(try TinyData.train(cfg, dir: d, stopAfter: 2))
         var other = cfg
         other.optimizer.lr = 0.01
@@ -135,7 +133,7 @@ final class TrainingTests: XCTestCase {
         cfg.optimizer.lr = 1e-12  // weights barely move: validation Dice cannot improve after the first point
         cfg.optimizer.weightDecay = 0
         cfg.budget.patience = 2
-        let r = try XCTUnwrap(try TinyData.train(cfg, dir: TinyData.tempDir("early")))
+        let r = try XCTUnwrap(try TinyData.train(cfg, dir: Scratch.path("early")))
         XCTAssertEqual(r.bestIteration, 1)
         XCTAssertEqual(r.iterationsTrained, 3)
         XCTAssertTrue(r.stopReason.contains("early stopping"), r.stopReason)
@@ -145,7 +143,7 @@ final class TrainingTests: XCTestCase {
     func testEpisodicRunLogsBothUnitsAndExposure() throws {
         var cfg = try TinyData.config(sampler: "episodic", iterations: 4, validationEvery: 2)
         cfg.scoreTest = true
-        let d = TinyData.tempDir("epi")
+        let d = Scratch.path("epi")
         let r = try XCTUnwrap(try TinyData.train(cfg, dir: d))
         XCTAssertEqual(r.budget.iterationsPerEpoch, 500)
         XCTAssertEqual(r.epochsTrained, 4.0 / 500, accuracy: 1e-12)
