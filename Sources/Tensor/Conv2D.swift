@@ -426,6 +426,10 @@ struct Conv3x3 {
     /// per-worker dW+db count). Layers with one sample per GEMM use the per-worker buffers.
     func scratchNeeds(batch: Int, h: Int, w: Int) -> (Int, Int, Int, Int) {
         let (ho, wo) = outputSize(h, w)
+        if winogradApplies(batch: batch, h: h, w: w) {
+            let (c, t) = winogradScratch(batch: batch, h: h, w: w)
+            return (c, t, 0, 0)
+        }
         let g = samplesPerGEMM(batch: batch, outH: ho, outW: wo)
         if g == 1 {
             let rows = bandRows(batch: batch, outH: ho, outW: wo) ?? ho
@@ -438,6 +442,7 @@ struct Conv3x3 {
     /// (0 for the per-sample path, which rebuilds its L2-sized bands instead). Rebuilding it was ~6 % of a 64² step;
     /// at 128² batch 8 it costs ~285 MB over all layers.
     func savedColumnsCount(batch: Int, h: Int, w: Int) -> Int {
+        if winogradApplies(batch: batch, h: h, w: w) { return winogradSavedCount(batch: batch, h: h, w: w) }
         let (ho, wo) = outputSize(h, w)
         return samplesPerGEMM(batch: batch, outH: ho, outW: wo) > 1 ? k * batch * ho * wo : 0
     }
@@ -449,6 +454,11 @@ struct Conv3x3 {
     func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
                  params: UnsafePointer<Float>, scratch: ConvScratch, saveColumns: UnsafeMutablePointer<Float>? = nil,
                  addBias: Bool = true) {
+        if winogradApplies(batch: batch, h: h, w: w) {
+            forwardWinograd(x: x, y: y, batch: batch, h: h, w: w, params: params, scratch: scratch, saveColumns: saveColumns,
+                            addBias: addBias)
+            return
+        }
         let (ho, wo) = outputSize(h, w)
         let plane = ho * wo
         let g = samplesPerGEMM(batch: batch, outH: ho, outW: wo)
@@ -518,6 +528,11 @@ struct Conv3x3 {
     func backward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?, accumulate: Bool,
                   batch: Int, h: Int, w: Int, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
                   scratch: ConvScratch, biasGradient: Bool = true, savedColumns: UnsafePointer<Float>? = nil) {
+        if winogradApplies(batch: batch, h: h, w: w) {
+            backwardWinograd(x: x, dy: dy, dx: dx, accumulate: accumulate, batch: batch, h: h, w: w, params: params,
+                             grads: grads, scratch: scratch, biasGradient: biasGradient, saved: savedColumns)
+            return
+        }
         let (ho, wo) = outputSize(h, w)
         let plane = ho * wo
         let g = samplesPerGEMM(batch: batch, outH: ho, outW: wo)

@@ -47,10 +47,13 @@ final class Workspace {
     let ttmp: FloatBuffer
     /// The conv paths the buffers were sized for (implicit im2col on or off: it changes the grouping and scratch).
     let implicitIm2col: Bool
+    /// And the Winograd settings (they change which layers keep transformed tiles instead of columns).
+    let winograd: Int
 
     init(net: UNet, batch: Int, height: Int, width: Int) {
         self.batch = batch; self.height = height; self.width = width
         implicitIm2col = ImplicitIm2col.usable()
+        winograd = Winograd.fingerprint
         let cfg = net.config
         let S = cfg.stages
         func plane(_ s: Int) -> Int { (height >> s) * (width >> s) }
@@ -223,7 +226,7 @@ public final class UNet {
 
     func workspace(batch: Int, height: Int, width: Int) -> Workspace {
         // A workspace sized for other conv paths (a kernel switch flipped since) is not reused.
-        workspaces.removeAll { $0.implicitIm2col != ImplicitIm2col.usable() }
+        workspaces.removeAll { $0.implicitIm2col != ImplicitIm2col.usable() || $0.winograd != Winograd.fingerprint }
         if let i = workspaces.firstIndex(where: { $0.batch == batch && $0.height == height && $0.width == width }) {
             let w = workspaces.remove(at: i)
             workspaces.append(w)

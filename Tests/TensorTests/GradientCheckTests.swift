@@ -48,6 +48,7 @@ final class GradientCheckTests: XCTestCase {
         Conv3x3.tileThreshold = 512 * 1024
         Conv3x3.tileFloats = 256 * 1024
         Conv3x3.groupedFlipMaxCout = 256
+        Winograd.minTiles = 64
     }
 
     func runConv3x3(stride: Int, groupColumns: Int, batch: Int = 3, cin: Int = 3, cout: Int = 4, h: Int = 7, w: Int = 6,
@@ -95,6 +96,15 @@ final class GradientCheckTests: XCTestCase {
     func testConv3x3Stride1GroupedAboveFlipLimit() {
         Conv3x3.groupedFlipMaxCout = 2
         runConv3x3(stride: 1, groupColumns: 2048, cin: 5, cout: 3, expectFlip: false)
+    }
+
+    // The Winograd path (even planes, grouped): one group, and groups of 2 with a partial last one and Cin > Cout.
+    func testConv3x3Stride1Winograd() {
+        Winograd.minTiles = 1
+        let before = Winograd.passes
+        runConv3x3(stride: 1, groupColumns: 2048, h: 6, w: 4)
+        runConv3x3(stride: 1, groupColumns: 48, batch: 3, cin: 6, cout: 3, h: 4, w: 6)
+        XCTAssertGreaterThanOrEqual(Winograd.passes - before, 4, "both layers ran in the Winograd domain")
     }
 
     /// accumulate: true adds the input gradient to what dx holds, on every path (per sample, grouped, flipped or not).

@@ -78,7 +78,26 @@ final class TorchAgreementTests: XCTestCase {
         XCTAssertEqual(net.parameters.values, before)
     }
 
-    func testForwardLossBackwardAdamWMatchPyTorch() throws {
+    override func tearDown() {
+        Im2col.useImplicit = true
+        Winograd.minTiles = 64
+    }
+
+    func testForwardLossBackwardAdamWMatchPyTorch() throws { try checkAgainstPyTorch() }
+
+    /// The same fixture with every stride-1 conv on the grouped path and in the Winograd domain (the 32², 16² and 8²
+    /// planes of the fixture's network, forward, weight and input gradients).
+    func testWinogradPathMatchesPyTorch() throws {
+        Im2col.useImplicit = false
+        Winograd.minTiles = 1
+        let before = Winograd.passes
+        try checkAgainstPyTorch()
+        // 2 stride-1 convs per encoder stage except the first's Cin-1 conv and the strided ones (3), 2 per decoder
+        // stage (4): 7 layers, forward and backward.
+        XCTAssertEqual(Winograd.passes - before, 14, "layers that ran in the Winograd domain")
+    }
+
+    private func checkAgainstPyTorch() throws {
         let fx = try fixture()
         let net = try makeNet(fx)
         let input = try tensor(fx, "input"), target = try tensor(fx, "target")
@@ -143,7 +162,7 @@ final class TorchAgreementTests: XCTestCase {
             if max(err1, err2) > worstAdam.0 { worstAdam = (max(err1, err2), e.name) }
             if err2 > Self.tolerance { report.append("\(e.name): AdamW (our grads) relative error \(err2)") }
         }
-        print("torch agreement: logits \(logitErr), loss \(value.total) vs \(refLoss[0]), worst gradient \(worstGrad), "
+        print("torch agreement (Winograd passes \(Winograd.passes)): logits \(logitErr), loss \(value.total) vs \(refLoss[0]), worst gradient \(worstGrad), "
             + "worst AdamW \(worstAdam)")
         XCTAssertTrue(report.isEmpty, "disagreements with PyTorch:\n" + report.joined(separator: "\n"))
     }

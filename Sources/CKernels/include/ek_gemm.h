@@ -75,6 +75,25 @@ void ek_inorm_bwd_sums(long n, const float *y, const float *d, float mean, float
 void ek_inorm_bwd_apply(long n, float *y, const float *d, float mean, float rstd, float gam, float bet, float slope,
                         float k, float mdz, float mdzx);
 
+/* Winograd F(2x2, 3x3) for a 3x3 conv, stride 1, padding 1, over even h x w planes (ek_winograd.c; any CPU).
+ * With T = nb*(h/2)*(w/2) tiles numbered (n*(h/2) + ty)*(w/2) + tx, and 16 matrices per operand, matrix t at
+ * base + t*stride (a stride a little over the matrix size keeps the 16 streams out of each other's cache sets):
+ *   ek_wino_filter:  w [co][ci][3][3] -> U_t [co][ci]           (G g G^T, entry t of each 4x4)
+ *   ek_wino_input:   x [nb][c][h][w] (sample stride in floats) -> V_t [c][T]   (B^T d B of each 4x4 input tile)
+ *   ek_wino_output:  M_t [co][T] -> y [nb][co][h][w]             (A^T m A, + bias[o] when bias is not NULL)
+ * so that y = conv(x, w) when M_t = U_t * V_t for the 16 t. The *_adjoint functions are their exact transposes
+ * (the backward pass): filter dU -> dw (written); input dV -> dx (written, or added when accumulate); output
+ * dy -> dM (written). */
+void ek_wino_filter(int co, int ci, const float *w, float *u, long su);
+void ek_wino_filter_adjoint(int co, int ci, const float *du, long su, float *dw);
+void ek_wino_input(int nb, int c, int h, int w, const float *x, long sample_stride, float *v, long T, long sv);
+void ek_wino_input_adjoint(int nb, int c, int h, int w, const float *dv, long T, long sv, float *dx,
+                           long sample_stride, int accumulate);
+void ek_wino_output(int nb, int co, int h, int w, const float *m, long T, long sm, const float *bias, float *y,
+                    long sample_stride);
+void ek_wino_output_adjoint(int nb, int co, int h, int w, const float *dy, long sample_stride, float *dm, long T,
+                            long sm);
+
 #ifdef __cplusplus
 }
 #endif

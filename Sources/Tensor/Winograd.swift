@@ -1,0 +1,159 @@
+import CKernels
+import Foundation
+
+/// Winograd F(2×2, 3×3) for the grouped small-plane convs (stride 1, even planes): each 4×4 input tile and each
+/// filter are transformed once, and the convolution becomes 16 GEMMs with inner dimension cin (or cout) over the
+/// tiles: 2.25× fewer multiply-adds than im2col's cin·9. Forward, weight and input gradient all run in the
+/// transformed domain (the backward is the exact adjoint of the forward). The transforms are C (ek_winograd.c);
+/// the GEMMs are convGEMM's, with OpenBLAS for the input gradient's Uᵀ·dM.
+enum Winograd {
+    /// Benchmark knob and test switch: EPISODIC_WINOGRAD=0 keeps every layer on im2col + GEMM.
+    nonisolated(unsafe) static var enabled = getenv("EPISODIC_WINOGRAD").map { String(cString: $0) != "0" } ?? true
+
+    /// Fewest tiles per GEMM (samples per group × plane / 4) for the transformed path. Its filter transform and the
+    /// transformed weights (16/9 the size, read and written again in backward) cost memory traffic in proportion to
+    /// cout·cin, which only enough tiles amortise. Benchmark knob: EPISODIC_WINOGRAD_MIN_TILES.
+    nonisolated(unsafe) static var minTiles = Conv3x3.envInt("EPISODIC_WINOGRAD_MIN_TILES") ?? 64
+
+    /// Layer passes (forward or backward) that ran in the Winograd domain: tests check theirs did.
+    nonisolated(unsafe) static var passes = 0
+
+    /// What a workspace was sized for (a workspace sized under other settings is not reused).
+    static var fingerprint: Int { enabled ? minTiles : 0 }
+}
+
+extension Conv3x3 {
+    /// The layer runs in the Winograd domain at this shape: stride 1, the grouped path (several samples per GEMM),
+    /// even planes from 4×4, and at least Winograd.minTiles tiles per group.
+    func winogradApplies(batch: Int, h: Int, w: Int) -> Bool {
+        guard Winograd.enabled, stride == 1, cin > 1, h >= 4, w >= 4, h % 2 == 0, w % 2 == 0 else { return false }
+        let g = samplesPerGEMM(batch: batch, outH: h, outW: w)
+        return g > 1 && g * (h / 2) * (w / 2) >= Winograd.minTiles
+    }
+
+    /// Stride (floats) between the 16 matrices of a transformed operand of `rows`×`cols`: 16 floats over the
+    /// matrix, so the transforms' 16 output streams do not share cache sets (a power-of-two matrix size made them
+    /// collide) and every matrix stays 64-byte aligned.
+    static func winogradStride(rows: Int, cols: Int) -> Int { rows * cols + 16 }
+
+    /// Floats of the transformed filter U_t [cout][cin], t = 0..<16.
+    var winogradFilterCount: Int { 16 * Conv3x3.winogradStride(rows: cout, cols: cin) }
+
+    /// Floats of one group's transformed input V_t [cin][tiles].
+    func winogradInputCount(tiles: Int) -> Int { 16 * Conv3x3.winogradStride(rows: cin, cols: tiles) }
+
+    /// What a training forward keeps for backward: U, then each group's V (full groups of g samples, then the rest).
+    func winogradSavedCount(batch: Int, h: Int, w: Int) -> Int {
+        let g = samplesPerGEMM(batch: batch, outH: h, outW: w), q = h * w / 4
+        return winogradFilterCount + (batch / g) * winogradInputCount(tiles: g * q)
+            + (batch % g > 0 ? winogradInputCount(tiles: (batch % g) * q) : 0)
+    }
+
+    /// Shared scratch (col/dcol count, tmp count) for one group: V in col, M and dM in dcol, dV in tmp.
+    func winogradScratch(batch: Int, h: Int, w: Int) -> (Int, Int) {
+        let g = samplesPerGEMM(batch: batch, outH: h, outW: w), tiles = g * h * w / 4
+        let vCount = winogradInputCount(tiles: tiles), mCount = 16 * Conv3x3.winogradStride(rows: cout, cols: tiles)
+        return (max(k * g * h * w, vCount, mCount), max(cout * g * h * w, vCount))
+    }
+
+    func forwardWinograd(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
+                         params: UnsafePointer<Float>, scratch: ConvScratch, saveColumns: UnsafeMutablePointer<Float>?,
+                         addBias: Bool) {
+        let plane = h * w, g = samplesPerGEMM(batch: batch, outH: h, outW: w), uCount = winogradFilterCount
+        let su = Conv3x3.winogradStride(rows: cout, cols: cin)
+        let u = saveColumns ?? scratch.flippedWeights(count: 2 * uCount)
+        Winograd.passes += 1
+        let tF = Profiler.start()
+        ek_wino_filter(Int32(cout), Int32(cin), params + weight, u, su)
+        Profiler.stop(tF, "  conv winograd filter")
+        var n0 = 0, vOffset = uCount
+        while n0 < batch {
+            let gn = min(g, batch - n0), tiles = gn * plane / 4
+            let sv = Conv3x3.winogradStride(rows: cin, cols: tiles), sm = Conv3x3.winogradStride(rows: cout, cols: tiles)
+            let v = saveColumns.map { $0 + vOffset } ?? scratch.col.pointer
+            let m = scratch.dcol.pointer
+            let tI = Profiler.start()
+            ek_wino_input(Int32(gn), Int32(cin), Int32(h), Int32(w), x + n0 * cin * plane, cin * plane, v, tiles, sv)
+            Profiler.stop(tI, "  conv winograd input")
+            let tG = Profiler.start()
+            for t in 0..<16 {
+                convGEMM(m: cout, n: tiles, k: cin, a: u + t * su, lda: cin, b: v + t * sv, ldb: tiles, beta: 0,
+                         c: m + t * sm, ldc: tiles)
+            }
+            Profiler.stop(tG, "  conv winograd gemm fwd")
+            let tO = Profiler.start()
+            ek_wino_output(Int32(gn), Int32(cout), Int32(h), Int32(w), m, tiles, sm, addBias ? params + bias : nil,
+                           y + n0 * cout * plane, cout * plane)
+            Profiler.stop(tO, "  conv winograd output")
+            n0 += gn
+            vOffset += winogradInputCount(tiles: tiles)
+        }
+    }
+
+    /// dW and db written; dx written, or added to when `accumulate`; `saved` is the training forward's U and V.
+    func backwardWinograd(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+                          accumulate: Bool, batch: Int, h: Int, w: Int, params: UnsafePointer<Float>,
+                          grads: UnsafeMutablePointer<Float>, scratch: ConvScratch, biasGradient: Bool,
+                          saved: UnsafePointer<Float>?) {
+        let plane = h * w, g = samplesPerGEMM(batch: batch, outH: h, outW: w), uCount = winogradFilterCount
+        let su = Conv3x3.winogradStride(rows: cout, cols: cin)
+        let db = grads + bias
+        zeroFill(db, cout)
+        Winograd.passes += 1
+        let u: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>
+        if let saved = saved {
+            u = saved
+            du = scratch.flippedWeights(count: uCount)
+        } else {
+            let buf = scratch.flippedWeights(count: 2 * uCount)
+            ek_wino_filter(Int32(cout), Int32(cin), params + weight, buf, su)
+            u = UnsafePointer(buf)
+            du = buf + uCount
+        }
+        var n0 = 0, vOffset = uCount
+        while n0 < batch {
+            let gn = min(g, batch - n0), tiles = gn * plane / 4
+            let sv = Conv3x3.winogradStride(rows: cin, cols: tiles), sm = Conv3x3.winogradStride(rows: cout, cols: tiles)
+            let v: UnsafePointer<Float>
+            if let saved = saved {
+                v = saved + vOffset
+            } else {
+                ek_wino_input(Int32(gn), Int32(cin), Int32(h), Int32(w), x + n0 * cin * plane, cin * plane,
+                              scratch.col.pointer, tiles, sv)
+                v = UnsafePointer(scratch.col.pointer)
+            }
+            let dm = scratch.dcol.pointer
+            let dyg = dy + n0 * cout * plane
+            let tO = Profiler.start()
+            ek_wino_output_adjoint(Int32(gn), Int32(cout), Int32(h), Int32(w), dyg, cout * plane, dm, tiles, sm)
+            Profiler.stop(tO, "  conv winograd output adjoint")
+            if biasGradient {
+                for i in 0..<gn { addChannelSums(db, dyg + i * cout * plane, channels: cout, plane: plane) }
+            }
+            let tW = Profiler.start()
+            for t in 0..<16 {
+                convGEMM(transB: true, m: cout, n: cin, k: tiles, a: dm + t * sm, lda: tiles, b: v + t * sv, ldb: tiles,
+                         beta: n0 == 0 ? 0 : 1, c: du + t * su, ldc: cin)
+            }
+            Profiler.stop(tW, "  conv winograd gemm dU")
+            if let dx = dx {
+                let dv = scratch.tmp.pointer
+                let tX = Profiler.start()
+                for t in 0..<16 {
+                    sgemm(transA: true, m: cin, n: tiles, k: cout, a: u + t * su, lda: cin, b: dm + t * sm, ldb: tiles,
+                          beta: 0, c: dv + t * sv, ldc: tiles)
+                }
+                Profiler.stop(tX, "  conv winograd gemm dV")
+                let tI = Profiler.start()
+                ek_wino_input_adjoint(Int32(gn), Int32(cin), Int32(h), Int32(w), dv, tiles, sv, dx + n0 * cin * plane,
+                                      cin * plane, accumulate ? 1 : 0)
+                Profiler.stop(tI, "  conv winograd input adjoint")
+            }
+            n0 += gn
+            vOffset += winogradInputCount(tiles: tiles)
+        }
+        let tF = Profiler.start()
+        ek_wino_filter_adjoint(Int32(cout), Int32(cin), du, su, grads + weight)
+        Profiler.stop(tF, "  conv winograd filter adjoint")
+    }
+}
