@@ -10,6 +10,14 @@
 
 #include <string.h>
 
+/* -1: decide on first use (AVX-512 when the CPU has it); 0: portable loops; 1: AVX-512 (tests compare the two). */
+static int wino_vector = -1;
+void ek_wino_use_vector(int on) { wino_vector = on; }
+static int use_vector(int w) {
+    if (wino_vector < 0) wino_vector = ek_avx512_available();
+    return wino_vector && w + 2 <= 32; /* a padded row in two vectors */
+}
+
 void ek_wino_filter(int co, int ci, const float *w, float *u, long su) {
     for (int o = 0; o < co; o++) {
         float *uo = u + (size_t)o * ci;
@@ -58,7 +66,7 @@ void ek_wino_filter_adjoint(int co, int ci, const float *du, long su, float *dw)
 
 /* The padded plane (h + 2) x (w + 2) of one input channel: row-combined four rows at a time, then split into the even
  * and odd columns so the column combination is contiguous. */
-void ek_wino_input(int nb, int c, int h, int w, const float *x, long sample_stride, float *v, long T, long sv) {
+static void ek_wino_input_portable(int nb, int c, int h, int w, const float *x, long sample_stride, float *v, long T, long sv) {
     const int th = h / 2, tw = w / 2, wp = w + 2;
     float pad[(h + 2) * wp];
     float ev[4][tw + 1], od[4][tw + 1];
@@ -95,7 +103,7 @@ void ek_wino_input(int nb, int c, int h, int w, const float *x, long sample_stri
     }
 }
 
-void ek_wino_input_adjoint(int nb, int c, int h, int w, const float *dv, long T, long sv, float *dx,
+static void ek_wino_input_adjoint_portable(int nb, int c, int h, int w, const float *dv, long T, long sv, float *dx,
                            long sample_stride, int accumulate) {
     const int th = h / 2, tw = w / 2, wp = w + 2;
     float pad[(h + 2) * wp];
@@ -141,7 +149,7 @@ void ek_wino_input_adjoint(int nb, int c, int h, int w, const float *dv, long T,
     }
 }
 
-void ek_wino_output(int nb, int co, int h, int w, const float *m, long T, long sm, const float *bias, float *y,
+static void ek_wino_output_portable(int nb, int co, int h, int w, const float *m, long T, long sm, const float *bias, float *y,
                     long sample_stride) {
     const int th = h / 2, tw = w / 2;
     float t[2][4][tw];
@@ -171,7 +179,7 @@ void ek_wino_output(int nb, int co, int h, int w, const float *m, long T, long s
     }
 }
 
-void ek_wino_output_adjoint(int nb, int co, int h, int w, const float *dy, long sample_stride, float *dm, long T,
+static void ek_wino_output_adjoint_portable(int nb, int co, int h, int w, const float *dy, long sample_stride, float *dm, long T,
                             long sm) {
     const int th = h / 2, tw = w / 2;
     float e[2][tw], od[2][tw];
@@ -205,4 +213,210 @@ void ek_wino_output_adjoint(int nb, int co, int h, int w, const float *dy, long 
             }
         }
     }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define WV_TARGET __attribute__((target("avx512f,avx512vl,avx512dq")))
+
+static inline __mmask16 wv_lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
+
+/* Lane j of the even / odd / next-even / next-odd elements of a 32-float row held as (lo, hi). */
+#define WV_IDX(k) _mm512_setr_epi32(k(0), k(1), k(2), k(3), k(4), k(5), k(6), k(7), k(8), k(9), k(10), k(11), k(12), \
+                                    k(13), k(14), k(15))
+#define WV_E(j) (2 * (j))
+#define WV_O(j) (2 * (j) + 1)
+#define WV_E1(j) ((2 * (j) + 2) & 31)
+#define WV_O1(j) ((2 * (j) + 3) & 31)
+#define WV_IL(j) (((j) & 1) ? 16 + (j) / 2 : (j) / 2)
+#define WV_IH(j) (((j) & 1) ? 24 + (j) / 2 : 8 + (j) / 2)
+#define WV_M1(j) (((j) + 15) & 15)
+
+/* The same operations in the same order as the portable loops, sixteen tiles of a tile row at a time. */
+WV_TARGET static void wino_input_avx(int nb, int c, int h, int w, const float *x, long sample_stride, float *v, long T,
+                                     long sv) {
+    const int th = h / 2, tw = w / 2, wp = w + 2;
+    const __m512i ie = WV_IDX(WV_E), io = WV_IDX(WV_O), ie1 = WV_IDX(WV_E1), io1 = WV_IDX(WV_O1);
+    const __mmask16 lo = wv_lanes(wp), hi = wv_lanes(wp - 16), mt = wv_lanes(tw);
+    float pad[(h + 2) * wp + 32];
+    memset(pad, 0, sizeof pad);
+    for (int n = 0; n < nb; n++) {
+        for (int ch = 0; ch < c; ch++) {
+            const float *p = x + n * sample_stride + (long)ch * h * w;
+            for (int y = 0; y < h; y++) memcpy(pad + (y + 1) * wp + 1, p + y * w, sizeof(float) * w);
+            float *vc = v + (long)ch * T + (long)n * th * tw;
+            for (int ty = 0; ty < th; ty++) {
+                const float *r = pad + 2 * ty * wp;
+                __m512 a[4], b[4];
+                for (int k = 0; k < 4; k++) {
+                    a[k] = _mm512_maskz_loadu_ps(lo, r + k * wp);
+                    b[k] = _mm512_maskz_loadu_ps(hi, r + k * wp + 16);
+                }
+                __m512 ta[4] = {_mm512_sub_ps(a[0], a[2]), _mm512_add_ps(a[1], a[2]), _mm512_sub_ps(a[2], a[1]),
+                                _mm512_sub_ps(a[1], a[3])};
+                __m512 tb[4] = {_mm512_sub_ps(b[0], b[2]), _mm512_add_ps(b[1], b[2]), _mm512_sub_ps(b[2], b[1]),
+                                _mm512_sub_ps(b[1], b[3])};
+                for (int k = 0; k < 4; k++) {
+                    const __m512 e = _mm512_permutex2var_ps(ta[k], ie, tb[k]), o = _mm512_permutex2var_ps(ta[k], io, tb[k]);
+                    const __m512 e1 = _mm512_permutex2var_ps(ta[k], ie1, tb[k]), o1 = _mm512_permutex2var_ps(ta[k], io1, tb[k]);
+                    float *d = vc + (k * 4) * sv + ty * tw;
+                    _mm512_mask_storeu_ps(d, mt, _mm512_sub_ps(e, e1));
+                    _mm512_mask_storeu_ps(d + sv, mt, _mm512_add_ps(o, e1));
+                    _mm512_mask_storeu_ps(d + 2 * sv, mt, _mm512_sub_ps(e1, o));
+                    _mm512_mask_storeu_ps(d + 3 * sv, mt, _mm512_sub_ps(o, o1));
+                }
+            }
+        }
+    }
+}
+
+WV_TARGET static void wino_input_adjoint_avx(int nb, int c, int h, int w, const float *dv, long T, long sv, float *dx,
+                                             long sample_stride, int accumulate) {
+    const int th = h / 2, tw = w / 2, wp = w + 2;
+    const __m512i il = WV_IDX(WV_IL), ih = WV_IDX(WV_IH), m1 = WV_IDX(WV_M1);
+    const __mmask16 lo = wv_lanes(wp), hi = wv_lanes(wp - 16), mt = wv_lanes(tw);
+    float pad[(h + 2) * wp + 32];
+    for (int n = 0; n < nb; n++) {
+        for (int ch = 0; ch < c; ch++) {
+            memset(pad, 0, sizeof pad);
+            const float *vc = dv + (long)ch * T + (long)n * th * tw;
+            for (int ty = 0; ty < th; ty++) {
+                __m512 ev[4], od[4];
+                for (int k = 0; k < 4; k++) {
+                    const float *s = vc + (k * 4) * sv + ty * tw;
+                    const __m512 s0 = _mm512_maskz_loadu_ps(mt, s), s1 = _mm512_maskz_loadu_ps(mt, s + sv);
+                    const __m512 s2 = _mm512_maskz_loadu_ps(mt, s + 2 * sv), s3 = _mm512_maskz_loadu_ps(mt, s + 3 * sv);
+                    const __m512 next = _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(_mm512_setzero_ps(), s0), s1), s2);
+                    const __m512 own = _mm512_add_ps(_mm512_sub_ps(s1, s2), s3);
+                    ev[k] = _mm512_add_ps(s0, _mm512_maskz_permutexvar_ps(0xFFFE, m1, next));
+                    od[k] = _mm512_add_ps(own, _mm512_maskz_permutexvar_ps(0xFFFE, m1, _mm512_sub_ps(_mm512_setzero_ps(), s3)));
+                }
+                const __m512 z = _mm512_setzero_ps();
+                const __m512 ce[4] = {ev[0], _mm512_add_ps(_mm512_sub_ps(ev[1], ev[2]), ev[3]),
+                                      _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(z, ev[0]), ev[1]), ev[2]), _mm512_sub_ps(z, ev[3])};
+                const __m512 co[4] = {od[0], _mm512_add_ps(_mm512_sub_ps(od[1], od[2]), od[3]),
+                                      _mm512_add_ps(_mm512_add_ps(_mm512_sub_ps(z, od[0]), od[1]), od[2]), _mm512_sub_ps(z, od[3])};
+                float *r = pad + 2 * ty * wp;
+                for (int k = 0; k < 4; k++) {
+                    float *row = r + k * wp;
+                    const __m512 l = _mm512_permutex2var_ps(ce[k], il, co[k]), u = _mm512_permutex2var_ps(ce[k], ih, co[k]);
+                    _mm512_mask_storeu_ps(row, lo, _mm512_add_ps(_mm512_maskz_loadu_ps(lo, row), l));
+                    _mm512_mask_storeu_ps(row + 16, hi, _mm512_add_ps(_mm512_maskz_loadu_ps(hi, row + 16), u));
+                }
+            }
+            float *p = dx + n * sample_stride + (long)ch * h * w;
+            const __mmask16 wl = wv_lanes(w), wh = wv_lanes(w - 16);
+            for (int y = 0; y < h; y++) {
+                const float *src = pad + (y + 1) * wp + 1;
+                float *dst = p + y * w;
+                __m512 l = _mm512_maskz_loadu_ps(wl, src), u = _mm512_maskz_loadu_ps(wh, src + 16);
+                if (accumulate) {
+                    l = _mm512_add_ps(_mm512_maskz_loadu_ps(wl, dst), l);
+                    u = _mm512_add_ps(_mm512_maskz_loadu_ps(wh, dst + 16), u);
+                }
+                _mm512_mask_storeu_ps(dst, wl, l);
+                _mm512_mask_storeu_ps(dst + 16, wh, u);
+            }
+        }
+    }
+}
+
+WV_TARGET static void wino_output_avx(int nb, int co, int h, int w, const float *m, long T, long sm, const float *bias,
+                                      float *y, long sample_stride) {
+    const int th = h / 2, tw = w / 2;
+    const __m512i il = WV_IDX(WV_IL), ih = WV_IDX(WV_IH);
+    const __mmask16 mt = wv_lanes(tw), wl = wv_lanes(w), wh = wv_lanes(w - 16);
+    for (int n = 0; n < nb; n++) {
+        for (int o = 0; o < co; o++) {
+            const __m512 b = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+            const float *mo = m + (long)o * T + (long)n * th * tw;
+            float *p = y + n * sample_stride + (long)o * h * w;
+            for (int ty = 0; ty < th; ty++) {
+                __m512 t0[4], t1[4];
+                for (int q = 0; q < 4; q++) {
+                    const float *s = mo + q * sm + ty * tw;
+                    const __m512 m0 = _mm512_maskz_loadu_ps(mt, s), m1 = _mm512_maskz_loadu_ps(mt, s + 4 * sm);
+                    const __m512 m2 = _mm512_maskz_loadu_ps(mt, s + 8 * sm), m3 = _mm512_maskz_loadu_ps(mt, s + 12 * sm);
+                    t0[q] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    t1[q] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                }
+                for (int r = 0; r < 2; r++) {
+                    const __m512 *t = r ? t1 : t0;
+                    const __m512 ye = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(t[0], t[1]), t[2]), b);
+                    const __m512 yo = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(t[1], t[2]), t[3]), b);
+                    float *row = p + (2 * ty + r) * w;
+                    _mm512_mask_storeu_ps(row, wl, _mm512_permutex2var_ps(ye, il, yo));
+                    _mm512_mask_storeu_ps(row + 16, wh, _mm512_permutex2var_ps(ye, ih, yo));
+                }
+            }
+        }
+    }
+}
+
+WV_TARGET static void wino_output_adjoint_avx(int nb, int co, int h, int w, const float *dy, long sample_stride, float *dm,
+                                              long T, long sm) {
+    const int th = h / 2, tw = w / 2;
+    const __m512i ie = WV_IDX(WV_E), io = WV_IDX(WV_O);
+    const __mmask16 mt = wv_lanes(tw), wl = wv_lanes(w), wh = wv_lanes(w - 16);
+    for (int n = 0; n < nb; n++) {
+        for (int o = 0; o < co; o++) {
+            const float *p = dy + n * sample_stride + (long)o * h * w;
+            float *mo = dm + (long)o * T + (long)n * th * tw;
+            for (int ty = 0; ty < th; ty++) {
+                __m512 e[2], od[2];
+                for (int r = 0; r < 2; r++) {
+                    const float *row = p + (2 * ty + r) * w;
+                    const __m512 l = _mm512_maskz_loadu_ps(wl, row), u = _mm512_maskz_loadu_ps(wh, row + 16);
+                    e[r] = _mm512_permutex2var_ps(l, ie, u);
+                    od[r] = _mm512_permutex2var_ps(l, io, u);
+                }
+                const __m512 z = _mm512_setzero_ps();
+                const __m512 a0[4] = {e[0], _mm512_add_ps(e[0], od[0]), _mm512_sub_ps(e[0], od[0]), _mm512_sub_ps(z, od[0])};
+                const __m512 a1[4] = {e[1], _mm512_add_ps(e[1], od[1]), _mm512_sub_ps(e[1], od[1]), _mm512_sub_ps(z, od[1])};
+                for (int q = 0; q < 4; q++) {
+                    float *d = mo + q * sm + ty * tw;
+                    _mm512_mask_storeu_ps(d, mt, a0[q]);
+                    _mm512_mask_storeu_ps(d + 4 * sm, mt, _mm512_add_ps(a0[q], a1[q]));
+                    _mm512_mask_storeu_ps(d + 8 * sm, mt, _mm512_sub_ps(a0[q], a1[q]));
+                    _mm512_mask_storeu_ps(d + 12 * sm, mt, _mm512_sub_ps(z, a1[q]));
+                }
+            }
+        }
+    }
+}
+#define WV_HAVE 1
+#else
+#define WV_HAVE 0
+#endif
+
+void ek_wino_input(int nb, int c, int h, int w, const float *x, long sample_stride, float *v, long T, long sv) {
+#if WV_HAVE
+    if (use_vector(w)) { wino_input_avx(nb, c, h, w, x, sample_stride, v, T, sv); return; }
+#endif
+    ek_wino_input_portable(nb, c, h, w, x, sample_stride, v, T, sv);
+}
+
+void ek_wino_input_adjoint(int nb, int c, int h, int w, const float *dv, long T, long sv, float *dx,
+                           long sample_stride, int accumulate) {
+#if WV_HAVE
+    if (use_vector(w)) { wino_input_adjoint_avx(nb, c, h, w, dv, T, sv, dx, sample_stride, accumulate); return; }
+#endif
+    ek_wino_input_adjoint_portable(nb, c, h, w, dv, T, sv, dx, sample_stride, accumulate);
+}
+
+void ek_wino_output(int nb, int co, int h, int w, const float *m, long T, long sm, const float *bias, float *y,
+                    long sample_stride) {
+#if WV_HAVE
+    if (use_vector(w)) { wino_output_avx(nb, co, h, w, m, T, sm, bias, y, sample_stride); return; }
+#endif
+    ek_wino_output_portable(nb, co, h, w, m, T, sm, bias, y, sample_stride);
+}
+
+void ek_wino_output_adjoint(int nb, int co, int h, int w, const float *dy, long sample_stride, float *dm, long T,
+                            long sm) {
+#if WV_HAVE
+    if (use_vector(w)) { wino_output_adjoint_avx(nb, co, h, w, dy, sample_stride, dm, T, sm); return; }
+#endif
+    ek_wino_output_adjoint_portable(nb, co, h, w, dy, sample_stride, dm, T, sm);
 }

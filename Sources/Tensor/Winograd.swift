@@ -15,6 +15,10 @@ enum Winograd {
     /// cout·cin, which only enough tiles amortise. Benchmark knob: EPISODIC_WINOGRAD_MIN_TILES.
     nonisolated(unsafe) static var minTiles = Conv3x3.envInt("EPISODIC_WINOGRAD_MIN_TILES") ?? 64
 
+    /// Planes up to this width move from the implicit path to the Winograd one as well. Benchmark knob:
+    /// EPISODIC_WINOGRAD_IMPLICIT_WIDTH.
+    nonisolated(unsafe) static var maxImplicitWidth = Conv3x3.envInt("EPISODIC_WINOGRAD_IMPLICIT_WIDTH") ?? 16
+
     /// Layer passes (forward or backward) that ran in the Winograd domain: tests check theirs did.
     nonisolated(unsafe) static var passes = 0
 
@@ -27,9 +31,13 @@ extension Conv3x3 {
     /// even planes from 4×4, and at least Winograd.minTiles tiles per group.
     func winogradApplies(batch: Int, h: Int, w: Int) -> Bool {
         guard Winograd.enabled, stride == 1, cin > 1, h >= 4, w >= 4, h % 2 == 0, w % 2 == 0 else { return false }
-        let g = samplesPerGEMM(batch: batch, outH: h, outW: w)
-        return g > 1 && g * (h / 2) * (w / 2) >= Winograd.minTiles
+        let g = winogradGroup(batch: batch, h: h, w: w)
+        let grouped = samplesPerGEMM(batch: batch, outH: h, outW: w) > 1 || w <= Winograd.maxImplicitWidth
+        return grouped && g > 1 && g * (h / 2) * (w / 2) >= Winograd.minTiles
     }
+
+    /// Samples per group of the Winograd path: the grouped path's count.
+    func winogradGroup(batch: Int, h: Int, w: Int) -> Int { Conv3x3.groupSize(batch: batch, outPlane: h * w) }
 
     /// Stride (floats) between the 16 matrices of a transformed operand of `rows`×`cols`: 16 floats over the
     /// matrix, so the transforms' 16 output streams do not share cache sets (a power-of-two matrix size made them
@@ -44,14 +52,14 @@ extension Conv3x3 {
 
     /// What a training forward keeps for backward: U, then each group's V (full groups of g samples, then the rest).
     func winogradSavedCount(batch: Int, h: Int, w: Int) -> Int {
-        let g = samplesPerGEMM(batch: batch, outH: h, outW: w), q = h * w / 4
+        let g = winogradGroup(batch: batch, h: h, w: w), q = h * w / 4
         return winogradFilterCount + (batch / g) * winogradInputCount(tiles: g * q)
             + (batch % g > 0 ? winogradInputCount(tiles: (batch % g) * q) : 0)
     }
 
     /// Shared scratch (col/dcol count, tmp count) for one group: V in col, M and dM in dcol, dV in tmp.
     func winogradScratch(batch: Int, h: Int, w: Int) -> (Int, Int) {
-        let g = samplesPerGEMM(batch: batch, outH: h, outW: w), tiles = g * h * w / 4
+        let g = winogradGroup(batch: batch, h: h, w: w), tiles = g * h * w / 4
         let vCount = winogradInputCount(tiles: tiles), mCount = 16 * Conv3x3.winogradStride(rows: cout, cols: tiles)
         return (max(k * g * h * w, vCount, mCount), max(cout * g * h * w, vCount))
     }
@@ -59,7 +67,7 @@ extension Conv3x3 {
     func forwardWinograd(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
                          params: UnsafePointer<Float>, scratch: ConvScratch, saveColumns: UnsafeMutablePointer<Float>?,
                          addBias: Bool) {
-        let plane = h * w, g = samplesPerGEMM(batch: batch, outH: h, outW: w), uCount = winogradFilterCount
+        let plane = h * w, g = winogradGroup(batch: batch, h: h, w: w), uCount = winogradFilterCount
         let su = Conv3x3.winogradStride(rows: cout, cols: cin)
         let u = saveColumns ?? scratch.flippedWeights(count: 2 * uCount)
         Winograd.passes += 1
@@ -95,21 +103,23 @@ extension Conv3x3 {
                           accumulate: Bool, batch: Int, h: Int, w: Int, params: UnsafePointer<Float>,
                           grads: UnsafeMutablePointer<Float>, scratch: ConvScratch, biasGradient: Bool,
                           saved: UnsafePointer<Float>?) {
-        let plane = h * w, g = samplesPerGEMM(batch: batch, outH: h, outW: w), uCount = winogradFilterCount
+        let plane = h * w, g = winogradGroup(batch: batch, h: h, w: w), uCount = winogradFilterCount
         let su = Conv3x3.winogradStride(rows: cout, cols: cin)
         let db = grads + bias
         zeroFill(db, cout)
         Winograd.passes += 1
+        // U (unless saved), dU, and one U_tᵀ at a time for the input gradient's GEMM.
+        let buf = scratch.flippedWeights(count: (saved == nil ? 2 : 1) * uCount + cin * cout)
         let u: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>
         if let saved = saved {
             u = saved
-            du = scratch.flippedWeights(count: uCount)
+            du = buf
         } else {
-            let buf = scratch.flippedWeights(count: 2 * uCount)
             ek_wino_filter(Int32(cout), Int32(cin), params + weight, buf, su)
             u = UnsafePointer(buf)
             du = buf + uCount
         }
+        let ut = du + uCount
         var n0 = 0, vOffset = uCount
         while n0 < batch {
             let gn = min(g, batch - n0), tiles = gn * plane / 4
@@ -131,17 +141,33 @@ extension Conv3x3 {
                 for i in 0..<gn { addChannelSums(db, dyg + i * cout * plane, channels: cout, plane: plane) }
             }
             let tW = Profiler.start()
+            // Our NT kernel beats OpenBLAS here up to Cout 128 (123 vs 102 GFLOP/s at 128×128, 512 tiles); above, OpenBLAS.
+            let ntKernel = ConvGEMM.useKernels && cout <= 128
             for t in 0..<16 {
-                convGEMM(transB: true, m: cout, n: cin, k: tiles, a: dm + t * sm, lda: tiles, b: v + t * sv, ldb: tiles,
-                         beta: n0 == 0 ? 0 : 1, c: du + t * su, ldc: cin)
+                let (a, b, c) = (dm + t * sm, v + t * sv, du + t * su)
+                if ntKernel {
+                    ConvGEMM.kernel(transB: true, m: cout, n: cin, k: tiles, a: a, lda: tiles, b: b, ldb: tiles,
+                                    beta: n0 == 0 ? 0 : 1, c: c, ldc: cin)
+                } else {
+                    convGEMM(transB: true, m: cout, n: cin, k: tiles, a: a, lda: tiles, b: b, ldb: tiles,
+                             beta: n0 == 0 ? 0 : 1, c: c, ldc: cin)
+                }
             }
             Profiler.stop(tW, "  conv winograd gemm dU")
             if let dx = dx {
                 let dv = scratch.tmp.pointer
                 let tX = Profiler.start()
                 for t in 0..<16 {
-                    sgemm(transA: true, m: cin, n: tiles, k: cout, a: u + t * su, lda: cin, b: dm + t * sm, ldb: tiles,
-                          beta: 0, c: dv + t * sv, ldc: tiles)
+                    if ConvGEMM.useKernels {
+                        // U_tᵀ, then the NN product: 150–160 GFLOP/s against OpenBLAS's 116 for Uᵀ·dM in place
+                        // (256×256, 128 tiles; the transpose is a seventh of the product's time).
+                        ek_transpose(Int32(cout), Int32(cin), u + t * su, Int32(cin), ut, Int32(cout))
+                        convGEMM(m: cin, n: tiles, k: cout, a: ut, lda: cout, b: dm + t * sm, ldb: tiles, beta: 0,
+                                 c: dv + t * sv, ldc: tiles)
+                    } else {
+                        sgemm(transA: true, m: cin, n: tiles, k: cout, a: u + t * su, lda: cin, b: dm + t * sm,
+                              ldb: tiles, beta: 0, c: dv + t * sv, ldc: tiles)
+                    }
                 }
                 Profiler.stop(tX, "  conv winograd gemm dV")
                 let tI = Profiler.start()

@@ -10,6 +10,7 @@ final class WinogradTests: XCTestCase {
         Winograd.enabled = true
         Winograd.minTiles = 64
         Conv3x3.groupColumns = 2048
+        ek_wino_use_vector(-1)
     }
 
     private func dotD(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
@@ -51,6 +52,34 @@ final class WinogradTests: XCTestCase {
         var mLive = m
         for t in 0..<16 { for i in (co * tiles)..<sm { mLive[t * sm + i] = 0 } }
         assertAdjoint(y, dy, mLive, dm, "output")
+    }
+
+    /// The AVX-512 transforms give the portable loops' values (the same operations in the same order) on planes from
+    /// 4 to 30 wide (one and two vectors per padded row, tile rows of 2 to 15 tiles), written and accumulated.
+    func testVectorTransformsEqualPortable() throws {
+        guard ConvGEMM.kernelsAvailable else { throw XCTSkip("no AVX-512 on this CPU: only the portable loops run") }
+        for (c, h, w, nb) in [(3, 6, 4, 2), (5, 4, 4, 3), (4, 8, 8, 2), (3, 16, 16, 2), (2, 30, 30, 1), (3, 12, 30, 2), (2, 4, 14, 2)] {
+            let tiles = nb * h * w / 4, sv = c * tiles + 16, count = nb * c * h * w
+            let x = randomArray(count, key: 321), v = randomArray(16 * sv, key: 322), prior = randomArray(count, key: 323)
+            let bias = randomArray(c, key: 324)
+            func transforms(vector: Int32) -> [[Float]] {
+                ek_wino_use_vector(vector)
+                var tv = [Float](repeating: 0, count: 16 * sv), dx = [Float](repeating: .nan, count: count), acc = prior
+                var y = [Float](repeating: .nan, count: count), dm = [Float](repeating: 0, count: 16 * sv)
+                ek_wino_input(Int32(nb), Int32(c), Int32(h), Int32(w), x, c * h * w, &tv, tiles, sv)
+                ek_wino_input_adjoint(Int32(nb), Int32(c), Int32(h), Int32(w), v, tiles, sv, &dx, c * h * w, 0)
+                ek_wino_input_adjoint(Int32(nb), Int32(c), Int32(h), Int32(w), v, tiles, sv, &acc, c * h * w, 1)
+                ek_wino_output(Int32(nb), Int32(c), Int32(h), Int32(w), v, tiles, sv, bias, &y, c * h * w)
+                ek_wino_output_adjoint(Int32(nb), Int32(c), Int32(h), Int32(w), x, c * h * w, &dm, tiles, sv)
+                return [tv, dx, acc, y, dm]
+            }
+            let p = transforms(vector: 0), q = transforms(vector: 1)
+            let names = ["input", "input adjoint", "accumulated input adjoint", "output", "output adjoint"]
+            for i in 0..<names.count {
+                let name = names[i]
+                XCTAssertTrue(p[i] == q[i], "\(name) differs at \(c)×\(h)×\(w), \(nb) samples")
+            }
+        }
     }
 
     /// Forward and backward of one conv: (y, dW‖db, dx) on scratch sized for the current settings; `training` keeps

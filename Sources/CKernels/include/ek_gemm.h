@@ -85,6 +85,9 @@ void ek_inorm_bwd_apply(long n, float *y, const float *d, float mean, float rstd
  * (the backward pass): filter dU -> dw (written); input dV -> dx (written, or added when accumulate); output
  * dy -> dM (written). */
 void ek_wino_filter(int co, int ci, const float *w, float *u, long su);
+/* The transforms run AVX-512 code on planes up to 30 wide when the CPU has it (the portable loops' results, the same
+ * operations in the same order); 0 forces the portable loops, 1 the vector code (tests compare them). */
+void ek_wino_use_vector(int on);
 void ek_wino_filter_adjoint(int co, int ci, const float *du, long su, float *dw);
 void ek_wino_input(int nb, int c, int h, int w, const float *x, long sample_stride, float *v, long T, long sv);
 void ek_wino_input_adjoint(int nb, int c, int h, int w, const float *dv, long T, long sv, float *dx,
