@@ -14,11 +14,12 @@
 static int wino_vector = -1;
 void ek_wino_use_vector(int on) { wino_vector = on; }
 static int use_vector(int w) {
+    if (w < 0) { if (wino_vector < 0) wino_vector = ek_avx512_available(); return wino_vector; } /* any width */
     if (wino_vector < 0) wino_vector = ek_avx512_available();
     return wino_vector && w + 2 <= 32; /* a padded row in two vectors */
 }
 
-void ek_wino_filter(int co, int ci, const float *w, float *u, long su) {
+static void ek_wino_filter_portable(int co, int ci, const float *w, float *u, long su) {
     for (int o = 0; o < co; o++) {
         float *uo = u + (size_t)o * ci;
         for (int c = 0; c < ci; c++) {
@@ -42,7 +43,7 @@ void ek_wino_filter(int co, int ci, const float *w, float *u, long su) {
     }
 }
 
-void ek_wino_filter_adjoint(int co, int ci, const float *du, long su, float *dw) {
+static void ek_wino_filter_adjoint_portable(int co, int ci, const float *du, long su, float *dw) {
     for (int o = 0; o < co; o++) {
         const float *uo = du + (size_t)o * ci;
         for (int c = 0; c < ci; c++) {
@@ -385,6 +386,66 @@ WV_TARGET static void wino_output_adjoint_avx(int nb, int co, int h, int w, cons
         }
     }
 }
+
+/* Sixteen filters (consecutive input channels of one output channel) per step: their 9 taps gathered, the 16
+ * transformed values stored contiguously in each U_t. */
+WV_TARGET static void wino_filter_avx(int co, int ci, const float *w, float *u, long su) {
+    const __m512i idx = _mm512_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63, 72, 81, 90, 99, 108, 117, 126, 135);
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int o = 0; o < co; o++) {
+        float *uo = u + (size_t)o * ci;
+        for (int c = 0; c < ci; c += 16) {
+            const __mmask16 m = wv_lanes(ci - c);
+            const float *g = w + ((size_t)o * ci + c) * 9;
+            __m512 t[4][3];
+            for (int j = 0; j < 3; j++) {
+                const __m512 a = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, g + j, 4);
+                const __m512 b = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, g + 3 + j, 4);
+                const __m512 d = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, g + 6 + j, 4);
+                t[0][j] = a;
+                t[1][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), d));
+                t[2][j] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), d));
+                t[3][j] = d;
+            }
+            for (int r = 0; r < 4; r++) {
+                const __m512 a = t[r][0], b = t[r][1], d = t[r][2];
+                _mm512_mask_storeu_ps(uo + (r * 4 + 0) * su + c, m, a);
+                _mm512_mask_storeu_ps(uo + (r * 4 + 1) * su + c, m, _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), d)));
+                _mm512_mask_storeu_ps(uo + (r * 4 + 2) * su + c, m, _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), d)));
+                _mm512_mask_storeu_ps(uo + (r * 4 + 3) * su + c, m, d);
+            }
+        }
+    }
+}
+
+WV_TARGET static void wino_filter_adjoint_avx(int co, int ci, const float *du, long su, float *dw) {
+    const __m512i idx = _mm512_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63, 72, 81, 90, 99, 108, 117, 126, 135);
+    const __m512 half = _mm512_set1_ps(0.5f);
+    for (int o = 0; o < co; o++) {
+        const float *uo = du + (size_t)o * ci;
+        for (int c = 0; c < ci; c += 16) {
+            const __mmask16 m = wv_lanes(ci - c);
+            __m512 t[4][3];
+            for (int r = 0; r < 4; r++) {
+                const __m512 u0 = _mm512_maskz_loadu_ps(m, uo + (r * 4 + 0) * su + c);
+                const __m512 u1 = _mm512_maskz_loadu_ps(m, uo + (r * 4 + 1) * su + c);
+                const __m512 u2 = _mm512_maskz_loadu_ps(m, uo + (r * 4 + 2) * su + c);
+                const __m512 u3 = _mm512_maskz_loadu_ps(m, uo + (r * 4 + 3) * su + c);
+                const __m512 h1 = _mm512_mul_ps(half, u1), h2 = _mm512_mul_ps(half, u2);
+                t[r][0] = _mm512_add_ps(_mm512_add_ps(u0, h1), h2);
+                t[r][1] = _mm512_sub_ps(h1, h2);
+                t[r][2] = _mm512_add_ps(_mm512_add_ps(h1, h2), u3);
+            }
+            float *g = dw + ((size_t)o * ci + c) * 9;
+            for (int j = 0; j < 3; j++) {
+                const __m512 h1 = _mm512_mul_ps(half, t[1][j]), h2 = _mm512_mul_ps(half, t[2][j]);
+                _mm512_mask_i32scatter_ps(g + j, m, idx, _mm512_add_ps(_mm512_add_ps(t[0][j], h1), h2), 4);
+                _mm512_mask_i32scatter_ps(g + 3 + j, m, idx, _mm512_sub_ps(h1, h2), 4);
+                _mm512_mask_i32scatter_ps(g + 6 + j, m, idx, _mm512_add_ps(_mm512_add_ps(h1, h2), t[3][j]), 4);
+            }
+        }
+    }
+}
 #define WV_HAVE 1
 #else
 #define WV_HAVE 0
@@ -419,4 +480,18 @@ void ek_wino_output_adjoint(int nb, int co, int h, int w, const float *dy, long 
     if (use_vector(w)) { wino_output_adjoint_avx(nb, co, h, w, dy, sample_stride, dm, T, sm); return; }
 #endif
     ek_wino_output_adjoint_portable(nb, co, h, w, dy, sample_stride, dm, T, sm);
+}
+
+void ek_wino_filter(int co, int ci, const float *w, float *u, long su) {
+#if WV_HAVE
+    if (use_vector(-1)) { wino_filter_avx(co, ci, w, u, su); return; }
+#endif
+    ek_wino_filter_portable(co, ci, w, u, su);
+}
+
+void ek_wino_filter_adjoint(int co, int ci, const float *du, long su, float *dw) {
+#if WV_HAVE
+    if (use_vector(-1)) { wino_filter_adjoint_avx(co, ci, du, su, dw); return; }
+#endif
+    ek_wino_filter_adjoint_portable(co, ci, du, su, dw);
 }

@@ -54,7 +54,7 @@ final class WinogradTests: XCTestCase {
         assertAdjoint(y, dy, mLive, dm, "output")
     }
 
-    /// The AVX-512 transforms give the portable loops' values (the same operations in the same order) on planes from
+    /// The AVX-512 transforms (filter ones too) give the portable loops' values (the same operations in the same order) on planes from
     /// 4 to 30 wide (one and two vectors per padded row, tile rows of 2 to 15 tiles), written and accumulated.
     func testVectorTransformsEqualPortable() throws {
         guard ConvGEMM.kernelsAvailable else { throw XCTSkip("no AVX-512 on this CPU: only the portable loops run") }
@@ -73,6 +73,17 @@ final class WinogradTests: XCTestCase {
                 ek_wino_output_adjoint(Int32(nb), Int32(c), Int32(h), Int32(w), x, c * h * w, &dm, tiles, sv)
                 return [tv, dx, acc, y, dm]
             }
+            // The filter pair over a Cin that is not a multiple of 16 (a partial lane group) and one that is.
+            let (co, ci) = (3, c * 7 + 16), su = co * ci + 16
+            let wt = randomArray(co * ci * 9, key: 325), du = randomArray(16 * su, key: 326)
+            func filters(vector: Int32) -> [Float] {
+                ek_wino_use_vector(vector)
+                var u = [Float](repeating: 0, count: 16 * su), dw = [Float](repeating: .nan, count: wt.count)
+                ek_wino_filter(Int32(co), Int32(ci), wt, &u, su)
+                ek_wino_filter_adjoint(Int32(co), Int32(ci), du, su, &dw)
+                return u + dw
+            }
+            XCTAssertTrue(filters(vector: 0) == filters(vector: 1), "filter transforms differ at \(co)×\(ci)")
             let p = transforms(vector: 0), q = transforms(vector: 1)
             let names = ["input", "input adjoint", "accumulated input adjoint", "output", "output adjoint"]
             for i in 0..<names.count {
