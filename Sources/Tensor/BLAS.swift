@@ -43,7 +43,7 @@ public enum ConvGEMM {
     public static var description: String {
         guard useKernels else { return "OpenBLAS only" }
         return "episodic AVX-512 kernels (NN M ≤ 128 or N ≤ 256, NT M ≤ 32, or ≤ 64 aligned; implicit im2col for stride-1" +
-            (ImplicitIm2col.stride2 ? " and stride-2" : "") + " convs on planes ≥ \(ImplicitIm2col.minGroupedWidth) wide with Cout ≤ \(ImplicitIm2col.maxCout), any Cout from \(ImplicitIm2col.wideMinWidth) wide" + (Im2col.useImplicit ? "" : ": off") + ") + OpenBLAS"
+            (ImplicitIm2col.stride2 ? " and stride-2" : "") + " convs on planes ≥ \(ImplicitIm2col.minGroupedWidth) wide with Cout ≤ \(ImplicitIm2col.maxCout), any Cout from \(ImplicitIm2col.wideMinWidth) wide" + (Im2col.useImplicit ? "" : ": off") + "; Winograd F(2×2,3×3) for stride-1 even planes ≥ 4 wide, grouped or ≤ \(Winograd.maxImplicitWidth) wide, ≥ \(Winograd.minTiles) tiles per group" + (Winograd.enabled ? "" : ": off") + ") + OpenBLAS"
     }
 }
 

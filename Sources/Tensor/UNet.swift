@@ -207,6 +207,29 @@ public final class UNet {
         }
     }
 
+    /// The forward FLOPs per image that the Winograd layers do not multiply at this per-rank batch: 5/9 of theirs
+    /// (16 products per 2×2 output tile instead of 36). Their backward GEMMs save the same fraction, so a step
+    /// executes 3·(forwardFLOPs − this) multiply-add FLOPs. Throughput figures count forwardFLOPs, the direct
+    /// convolution's work (as PyTorch's FLOP counts do); this gives what the GEMMs really did.
+    public func winogradSkippedFLOPs(height: Int, width: Int, batch: Int) -> Double {
+        var macs = 0.0
+        for s in 0..<config.stages {
+            for (j, c) in encConv[s].enumerated() {
+                let inS = (j == 0 && s > 0) ? s - 1 : s
+                if c.winogradApplies(batch: batch, h: height >> inS, w: width >> inS) {
+                    macs += Double(c.cout * c.cin * 9 * (height >> s) * (width >> s))
+                }
+            }
+        }
+        for d in 0..<(config.stages - 1) {
+            let s = config.stages - 2 - d
+            for c in decConv[d] where c.winogradApplies(batch: batch, h: height >> s, w: width >> s) {
+                macs += Double(c.cout * c.cin * 9 * (height >> s) * (width >> s))
+            }
+        }
+        return 2 * macs * 5 / 9
+    }
+
     /// Analytic forward FLOPs per image (2·MACs of every conv, transposed conv and the head).
     public func forwardFLOPs(height: Int, width: Int) -> Double {
         var macs = 0.0

@@ -54,6 +54,8 @@ public struct StepTiming: Codable, Sendable {
     /// The benchmarked network's size and analytic forward FLOPs per image (so callers need not build another one).
     public var parameters: Int
     public var forwardFLOPsPerImage: Double
+    /// Of those, what this rank's Winograd layers do not multiply (UNet.winogradSkippedFLOPs).
+    public var winogradSkippedFLOPsPerImage: Double
     public var imagesPerSecond: Double { Double(globalBatch) / medianStep }
 
     /// One step's per-rank compute and wait times → the slowest rank's compute, its wait (the exposed
@@ -108,7 +110,10 @@ public enum StepBenchmark {
                           medianStep: median(times), medianCompute: median(compute), medianCommWait: median(wait),
                           medianLongestWait: median(longest), medianSkew: median(skew),
                           pageFaultsPerStep: median(faults), pageFaultsMaxStep: faults.max() ?? .nan,
-                          parameters: net.parameterCount, forwardFLOPsPerImage: net.forwardFLOPs(height: size, width: size))
+                          parameters: net.parameterCount, forwardFLOPsPerImage: net.forwardFLOPs(height: size, width: size),
+                          winogradSkippedFLOPsPerImage: net.winogradSkippedFLOPs(
+                              height: size, width: size,
+                              batch: Coordinator.shard(of: globalBatch, rank: comm.rank, size: comm.size).count))
     }
 
     /// Minor page faults of this process so far (all threads).

@@ -11,6 +11,21 @@ final class WinogradTests: XCTestCase {
         Winograd.minTiles = 64
         Conv3x3.groupColumns = 2048
         ek_wino_use_vector(-1)
+        Im2col.useImplicit = true
+    }
+
+    /// The FLOPs the Winograd layers skip, which the benchmark subtracts for its "executed" rate: 5/9 of the direct
+    /// convolution's FLOPs of exactly the layers on that path (here every stride-1 conv with Cin > 1), 0 without it.
+    func testSkippedFLOPsCountTheWinogradLayers() throws {
+        let net = try UNet(config: UNetConfig(inputChannels: 1, numClasses: 4, features: [8, 16, 32], convsPerStage: 2,
+                                              decoderDropout: 0), seed: 1)
+        Im2col.useImplicit = false
+        Winograd.minTiles = 1
+        let macs = 8 * 8 * 1024 + 16 * 16 * 256 + 32 * 32 * 64  // enc0.1, enc1.1, enc2.1
+            + 16 * 32 * 256 + 16 * 16 * 256 + 8 * 16 * 1024 + 8 * 8 * 1024  // the decoder's two stages
+        XCTAssertEqual(net.winogradSkippedFLOPs(height: 32, width: 32, batch: 2), 2.0 * 9 * Double(macs) * 5 / 9, accuracy: 1)
+        Winograd.enabled = false
+        XCTAssertEqual(net.winogradSkippedFLOPs(height: 32, width: 32, batch: 2), 0)
     }
 
     private func dotD(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
