@@ -64,15 +64,24 @@ extension Conv3x3 {
         return (max(k * g * h * w, vCount, mCount), max(cout * g * h * w, vCount))
     }
 
+    /// Worker wi's share of 0..<n when n is split in nw contiguous parts.
+    static func part(_ n: Int, _ nw: Int, _ wi: Int) -> Range<Int> { (n * wi / nw)..<(n * (wi + 1) / nw) }
+
+    /// With several workers (a rank with several BLAS threads) every stage splits: the transforms by channel, the
+    /// 16 GEMMs by t. Each value is computed by one worker in the same order whatever their number.
     func forwardWinograd(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
                          params: UnsafePointer<Float>, scratch: ConvScratch, saveColumns: UnsafeMutablePointer<Float>?,
                          addBias: Bool) {
         let plane = h * w, g = winogradGroup(batch: batch, h: h, w: w), uCount = winogradFilterCount
-        let su = Conv3x3.winogradStride(rows: cout, cols: cin)
+        let su = Conv3x3.winogradStride(rows: cout, cols: cin), nw = scratch.workers
         let u = saveColumns ?? scratch.flippedWeights(count: 2 * uCount)
+        let wp = params + weight, bp: UnsafePointer<Float>? = addBias ? params + bias : nil
         Winograd.passes += 1
         let tF = Profiler.start()
-        ek_wino_filter(Int32(cout), Int32(cin), params + weight, u, su)
+        parallelWorkers(nw) { wi in
+            let o = Conv3x3.part(cout, nw, wi)
+            if !o.isEmpty { ek_wino_filter(Int32(o.count), Int32(cin), wp + o.lowerBound * cin * 9, u + o.lowerBound * cin, su) }
+        }
         Profiler.stop(tF, "  conv winograd filter")
         var n0 = 0, vOffset = uCount
         while n0 < batch {
@@ -80,18 +89,32 @@ extension Conv3x3 {
             let sv = Conv3x3.winogradStride(rows: cin, cols: tiles), sm = Conv3x3.winogradStride(rows: cout, cols: tiles)
             let v = saveColumns.map { $0 + vOffset } ?? scratch.col.pointer
             let m = scratch.dcol.pointer
+            let xg = x + n0 * cin * plane, yg = y + n0 * cout * plane
             let tI = Profiler.start()
-            ek_wino_input(Int32(gn), Int32(cin), Int32(h), Int32(w), x + n0 * cin * plane, cin * plane, v, tiles, sv)
+            parallelWorkers(nw) { wi in
+                let c = Conv3x3.part(cin, nw, wi)
+                if !c.isEmpty {
+                    ek_wino_input(Int32(gn), Int32(c.count), Int32(h), Int32(w), xg + c.lowerBound * plane, cin * plane,
+                                  v + c.lowerBound * tiles, tiles, sv)
+                }
+            }
             Profiler.stop(tI, "  conv winograd input")
             let tG = Profiler.start()
-            for t in 0..<16 {
-                convGEMM(m: cout, n: tiles, k: cin, a: u + t * su, lda: cin, b: v + t * sv, ldb: tiles, beta: 0,
-                         c: m + t * sm, ldc: tiles)
+            parallelWorkers(nw) { wi in
+                for t in Conv3x3.part(16, nw, wi) {
+                    convGEMM(m: cout, n: tiles, k: cin, a: u + t * su, lda: cin, b: v + t * sv, ldb: tiles, beta: 0,
+                             c: m + t * sm, ldc: tiles)
+                }
             }
             Profiler.stop(tG, "  conv winograd gemm fwd")
             let tO = Profiler.start()
-            ek_wino_output(Int32(gn), Int32(cout), Int32(h), Int32(w), m, tiles, sm, addBias ? params + bias : nil,
-                           y + n0 * cout * plane, cout * plane)
+            parallelWorkers(nw) { wi in
+                let o = Conv3x3.part(cout, nw, wi)
+                if !o.isEmpty {
+                    ek_wino_output(Int32(gn), Int32(o.count), Int32(h), Int32(w), m + o.lowerBound * tiles, tiles, sm,
+                                   bp.map { $0 + o.lowerBound }, yg + o.lowerBound * plane, cout * plane)
+                }
+            }
             Profiler.stop(tO, "  conv winograd output")
             n0 += gn
             vOffset += winogradInputCount(tiles: tiles)
@@ -104,82 +127,112 @@ extension Conv3x3 {
                           grads: UnsafeMutablePointer<Float>, scratch: ConvScratch, biasGradient: Bool,
                           saved: UnsafePointer<Float>?) {
         let plane = h * w, g = winogradGroup(batch: batch, h: h, w: w), uCount = winogradFilterCount
-        let su = Conv3x3.winogradStride(rows: cout, cols: cin)
-        let db = grads + bias
+        let su = Conv3x3.winogradStride(rows: cout, cols: cin), nw = scratch.workers
+        let db = grads + bias, wp = params + weight
         zeroFill(db, cout)
         Winograd.passes += 1
-        // U (unless saved), dU, and one U_tᵀ at a time for the input gradient's GEMM.
-        let buf = scratch.flippedWeights(count: (saved == nil ? 2 : 1) * uCount + cin * cout)
+        // U (unless saved), dU, and per worker one U_tᵀ at a time for the input gradient's GEMM.
+        let buf = scratch.flippedWeights(count: (saved == nil ? 2 : 1) * uCount + nw * cin * cout)
         let u: UnsafePointer<Float>, du: UnsafeMutablePointer<Float>
         if let saved = saved {
             u = saved
             du = buf
         } else {
-            ek_wino_filter(Int32(cout), Int32(cin), params + weight, buf, su)
+            parallelWorkers(nw) { wi in
+                let o = Conv3x3.part(cout, nw, wi)
+                if !o.isEmpty { ek_wino_filter(Int32(o.count), Int32(cin), wp + o.lowerBound * cin * 9, buf + o.lowerBound * cin, su) }
+            }
             u = UnsafePointer(buf)
             du = buf + uCount
         }
         let ut = du + uCount
+        // Our NT kernel beats OpenBLAS here up to Cout 128 (123 vs 102 GFLOP/s at 128×128, 512 tiles); above, OpenBLAS.
+        let ntKernel = ConvGEMM.useKernels && cout <= 128
         var n0 = 0, vOffset = uCount
         while n0 < batch {
             let gn = min(g, batch - n0), tiles = gn * plane / 4
             let sv = Conv3x3.winogradStride(rows: cin, cols: tiles), sm = Conv3x3.winogradStride(rows: cout, cols: tiles)
+            let xg = x + n0 * cin * plane, dyg = dy + n0 * cout * plane
             let v: UnsafePointer<Float>
             if let saved = saved {
                 v = saved + vOffset
             } else {
-                ek_wino_input(Int32(gn), Int32(cin), Int32(h), Int32(w), x + n0 * cin * plane, cin * plane,
-                              scratch.col.pointer, tiles, sv)
-                v = UnsafePointer(scratch.col.pointer)
+                let col = scratch.col.pointer
+                parallelWorkers(nw) { wi in
+                    let c = Conv3x3.part(cin, nw, wi)
+                    if !c.isEmpty {
+                        ek_wino_input(Int32(gn), Int32(c.count), Int32(h), Int32(w), xg + c.lowerBound * plane, cin * plane,
+                                      col + c.lowerBound * tiles, tiles, sv)
+                    }
+                }
+                v = UnsafePointer(col)
             }
             let dm = scratch.dcol.pointer
-            let dyg = dy + n0 * cout * plane
             let tO = Profiler.start()
-            ek_wino_output_adjoint(Int32(gn), Int32(cout), Int32(h), Int32(w), dyg, cout * plane, dm, tiles, sm)
+            parallelWorkers(nw) { wi in
+                let o = Conv3x3.part(cout, nw, wi)
+                if !o.isEmpty {
+                    ek_wino_output_adjoint(Int32(gn), Int32(o.count), Int32(h), Int32(w), dyg + o.lowerBound * plane,
+                                           cout * plane, dm + o.lowerBound * tiles, tiles, sm)
+                }
+            }
             Profiler.stop(tO, "  conv winograd output adjoint")
             if biasGradient {
                 for i in 0..<gn { addChannelSums(db, dyg + i * cout * plane, channels: cout, plane: plane) }
             }
             let tW = Profiler.start()
-            // Our NT kernel beats OpenBLAS here up to Cout 128 (123 vs 102 GFLOP/s at 128×128, 512 tiles); above, OpenBLAS.
-            let ntKernel = ConvGEMM.useKernels && cout <= 128
-            for t in 0..<16 {
-                let (a, b, c) = (dm + t * sm, v + t * sv, du + t * su)
-                if ntKernel {
-                    ConvGEMM.kernel(transB: true, m: cout, n: cin, k: tiles, a: a, lda: tiles, b: b, ldb: tiles,
-                                    beta: n0 == 0 ? 0 : 1, c: c, ldc: cin)
-                } else {
-                    convGEMM(transB: true, m: cout, n: cin, k: tiles, a: a, lda: tiles, b: b, ldb: tiles,
-                             beta: n0 == 0 ? 0 : 1, c: c, ldc: cin)
+            parallelWorkers(nw) { wi in
+                for t in Conv3x3.part(16, nw, wi) {
+                    let (a, b, c) = (dm + t * sm, v + t * sv, du + t * su)
+                    if ntKernel {
+                        ConvGEMM.kernel(transB: true, m: cout, n: cin, k: tiles, a: a, lda: tiles, b: b, ldb: tiles,
+                                        beta: n0 == 0 ? 0 : 1, c: c, ldc: cin)
+                    } else {
+                        convGEMM(transB: true, m: cout, n: cin, k: tiles, a: a, lda: tiles, b: b, ldb: tiles,
+                                 beta: n0 == 0 ? 0 : 1, c: c, ldc: cin)
+                    }
                 }
             }
             Profiler.stop(tW, "  conv winograd gemm dU")
             if let dx = dx {
-                let dv = scratch.tmp.pointer
+                let dv = scratch.tmp.pointer, dxg = dx + n0 * cin * plane
                 let tX = Profiler.start()
-                for t in 0..<16 {
-                    if ConvGEMM.useKernels {
-                        // U_tᵀ, then the NN product: 150–160 GFLOP/s against OpenBLAS's 116 for Uᵀ·dM in place
-                        // (256×256, 128 tiles; the transpose is a seventh of the product's time).
-                        ek_transpose(Int32(cout), Int32(cin), u + t * su, Int32(cin), ut, Int32(cout))
-                        convGEMM(m: cin, n: tiles, k: cout, a: ut, lda: cout, b: dm + t * sm, ldb: tiles, beta: 0,
-                                 c: dv + t * sv, ldc: tiles)
-                    } else {
-                        sgemm(transA: true, m: cin, n: tiles, k: cout, a: u + t * su, lda: cin, b: dm + t * sm,
-                              ldb: tiles, beta: 0, c: dv + t * sv, ldc: tiles)
+                parallelWorkers(nw) { wi in
+                    let utw = ut + wi * cin * cout
+                    for t in Conv3x3.part(16, nw, wi) {
+                        if ConvGEMM.useKernels {
+                            // U_tᵀ, then the NN product: 150–160 GFLOP/s against OpenBLAS's 116 for Uᵀ·dM in place
+                            // (256×256, 128 tiles; the transpose is a seventh of the product's time).
+                            ek_transpose(Int32(cout), Int32(cin), u + t * su, Int32(cin), utw, Int32(cout))
+                            convGEMM(m: cin, n: tiles, k: cout, a: utw, lda: cout, b: dm + t * sm, ldb: tiles, beta: 0,
+                                     c: dv + t * sv, ldc: tiles)
+                        } else {
+                            sgemm(transA: true, m: cin, n: tiles, k: cout, a: u + t * su, lda: cin, b: dm + t * sm,
+                                  ldb: tiles, beta: 0, c: dv + t * sv, ldc: tiles)
+                        }
                     }
                 }
                 Profiler.stop(tX, "  conv winograd gemm dV")
                 let tI = Profiler.start()
-                ek_wino_input_adjoint(Int32(gn), Int32(cin), Int32(h), Int32(w), dv, tiles, sv, dx + n0 * cin * plane,
-                                      cin * plane, accumulate ? 1 : 0)
+                parallelWorkers(nw) { wi in
+                    let c = Conv3x3.part(cin, nw, wi)
+                    if !c.isEmpty {
+                        ek_wino_input_adjoint(Int32(gn), Int32(c.count), Int32(h), Int32(w), dv + c.lowerBound * tiles, tiles,
+                                              sv, dxg + c.lowerBound * plane, cin * plane, accumulate ? 1 : 0)
+                    }
+                }
                 Profiler.stop(tI, "  conv winograd input adjoint")
             }
             n0 += gn
             vOffset += winogradInputCount(tiles: tiles)
         }
         let tF = Profiler.start()
-        ek_wino_filter_adjoint(Int32(cout), Int32(cin), du, su, grads + weight)
+        parallelWorkers(nw) { wi in
+            let o = Conv3x3.part(cout, nw, wi)
+            if !o.isEmpty {
+                ek_wino_filter_adjoint(Int32(o.count), Int32(cin), du + o.lowerBound * cin, su, grads + weight + o.lowerBound * cin * 9)
+            }
+        }
         Profiler.stop(tF, "  conv winograd filter adjoint")
     }
 }

@@ -111,9 +111,9 @@ final class WinogradTests: XCTestCase {
     /// Forward and backward of one conv: (y, dW‖db, dx) on scratch sized for the current settings; `training` keeps
     /// the forward's saved operands for backward, as the U-Net does.
     private func run(_ conv: Conv3x3, batch: Int, h: Int, w: Int, params: [Float], x: [Float], dy: [Float],
-                     dx0: [Float]?, training: Bool) -> ([Float], [Float], [Float]) {
+                     dx0: [Float]?, training: Bool, workers: Int = 1) -> ([Float], [Float], [Float]) {
         let need = conv.scratchNeeds(batch: batch, h: h, w: w)
-        let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: 1, workerColCount: need.2, workerDWCount: need.3)
+        let scratch = ConvScratch(colCount: need.0, tmpCount: need.1, workers: workers, workerColCount: need.2, workerDWCount: need.3)
         let savedCount = conv.savedColumnsCount(batch: batch, h: h, w: w)
         var saved = [Float](repeating: .nan, count: training ? savedCount : 0)
         var y = [Float](repeating: .nan, count: dy.count), g = [Float](repeating: .nan, count: params.count)
@@ -136,7 +136,8 @@ final class WinogradTests: XCTestCase {
     /// The Winograd path against im2col + GEMM (the same layer with Winograd switched off): y, dW, db and dx within
     /// float rounding, written and accumulated dx, with and without the training forward's saved operands. Shapes:
     /// Cin > Cout (the decoder's concat convs) and Cin < Cout, a non-square plane, several groups with a partial
-    /// last one (3 samples in groups of 2), and a 4×4 plane (every tile on the border).
+    /// last one (3 samples in groups of 2), and a 4×4 plane (every tile on the border). Split over 3 workers it gives
+    /// the same bits as on one.
     func testWinogradMatchesIm2colPath() {
         Winograd.minTiles = 1
         for (cin, cout, h, w, batch, groupColumns) in [(10, 4, 6, 8, 3, 96), (3, 8, 8, 8, 2, 2048), (16, 16, 4, 4, 3, 2048)] {
@@ -153,9 +154,15 @@ final class WinogradTests: XCTestCase {
                     let before = Winograd.passes
                     let a = run(conv, batch: batch, h: h, w: w, params: params, x: x, dy: dy, dx0: accumulate ? dx0 : nil, training: training)
                     XCTAssertEqual(Winograd.passes, before + 2, "forward and backward ran in the Winograd domain")
+                    // Split over 3 workers (channels and the 16 GEMMs in uneven parts): the same bits.
+                    let par = run(conv, batch: batch, h: h, w: w, params: params, x: x, dy: dy, dx0: accumulate ? dx0 : nil,
+                                  training: training, workers: 3)
+                    for (name, u, v) in [("y", par.0, a.0), ("dW,db", par.1, a.1), ("dx", par.2, a.2)] {
+                        XCTAssertTrue(zip(u, v).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(name) differs with 3 workers")
+                    }
                     Winograd.enabled = false
                     let b = run(conv, batch: batch, h: h, w: w, params: params, x: x, dy: dy, dx0: accumulate ? dx0 : nil, training: training)
-                    XCTAssertEqual(Winograd.passes, before + 2, "the im2col path ran without it")
+                    XCTAssertEqual(Winograd.passes, before + 4, "the im2col path ran without it")
                     let what = "\(cin)→\(cout) @\(h)×\(w) batch \(batch), accumulate \(accumulate), training \(training)"
                     for (name, u, v) in [("y", a.0, b.0), ("dW,db", a.1, b.1), ("dx", a.2, b.2)] {
                         let scale = v.map { abs($0) }.max() ?? 1
