@@ -65,6 +65,11 @@ static void ek_wino_filter_adjoint_portable(int co, int ci, const float *du, lon
     }
 }
 
+/* One h x w plane into the interior of its zero-bordered copy ((h + 2) rows of w + 2; the border is never written). */
+static inline void wino_pad_plane(float *pad, const float *p, int h, int w) {
+    for (int y = 0; y < h; y++) memcpy(pad + (y + 1) * (w + 2) + 1, p + y * w, sizeof(float) * w);
+}
+
 /* The padded plane (h + 2) x (w + 2) of one input channel: row-combined four rows at a time, then split into the even
  * and odd columns so the column combination is contiguous. */
 static void ek_wino_input_portable(int nb, int c, int h, int w, const float *x, long sample_stride, float *v, long T, long sv) {
@@ -74,8 +79,7 @@ static void ek_wino_input_portable(int nb, int c, int h, int w, const float *x, 
     memset(pad, 0, sizeof pad);
     for (int n = 0; n < nb; n++) {
         for (int ch = 0; ch < c; ch++) {
-            const float *p = x + n * sample_stride + (long)ch * h * w;
-            for (int y = 0; y < h; y++) memcpy(pad + (y + 1) * wp + 1, p + y * w, sizeof(float) * w);
+            wino_pad_plane(pad, x + n * sample_stride + (long)ch * h * w, h, w);
             float *vc = v + (long)ch * T + (long)n * th * tw;
             for (int ty = 0; ty < th; ty++) {
                 const float *r0 = pad + 2 * ty * wp, *r1 = r0 + wp, *r2 = r1 + wp, *r3 = r2 + wp;
@@ -244,8 +248,7 @@ WV_TARGET static void wino_input_avx(int nb, int c, int h, int w, const float *x
     memset(pad, 0, sizeof pad);
     for (int n = 0; n < nb; n++) {
         for (int ch = 0; ch < c; ch++) {
-            const float *p = x + n * sample_stride + (long)ch * h * w;
-            for (int y = 0; y < h; y++) memcpy(pad + (y + 1) * wp + 1, p + y * w, sizeof(float) * w);
+            wino_pad_plane(pad, x + n * sample_stride + (long)ch * h * w, h, w);
             float *vc = v + (long)ch * T + (long)n * th * tw;
             for (int ty = 0; ty < th; ty++) {
                 const float *r = pad + 2 * ty * wp;
