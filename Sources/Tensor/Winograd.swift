@@ -67,6 +67,26 @@ extension Conv3x3 {
     /// Worker wi's share of 0..<n when n is split in nw contiguous parts.
     static func part(_ n: Int, _ nw: Int, _ wi: Int) -> Range<Int> { (n * wi / nw)..<(n * (wi + 1) / nw) }
 
+    /// U_t = G·g·Gᵀ of this layer's weights into `u` (stride `su`), output channels split over the workers.
+    private func transformFilter(_ wp: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>, su: Int, workers nw: Int) {
+        parallelWorkers(nw) { wi in
+            let o = Conv3x3.part(cout, nw, wi)
+            if !o.isEmpty { ek_wino_filter(Int32(o.count), Int32(cin), wp + o.lowerBound * cin * 9, u + o.lowerBound * cin, su) }
+        }
+    }
+
+    /// V_t = Bᵀ·d·B of a group of gn samples (xg, planes h × w) into `v` (stride `sv`), channels split over the workers.
+    private func transformInput(_ xg: UnsafePointer<Float>, samples gn: Int, h: Int, w: Int, into v: UnsafeMutablePointer<Float>,
+                                tiles: Int, sv: Int, workers nw: Int) {
+        parallelWorkers(nw) { wi in
+            let c = Conv3x3.part(cin, nw, wi)
+            if !c.isEmpty {
+                ek_wino_input(Int32(gn), Int32(c.count), Int32(h), Int32(w), xg + c.lowerBound * h * w, cin * h * w,
+                              v + c.lowerBound * tiles, tiles, sv)
+            }
+        }
+    }
+
     /// With several workers (a rank with several BLAS threads) every stage splits: the transforms by channel, the
     /// 16 GEMMs by t. Each value is computed by one worker in the same order whatever their number.
     func forwardWinograd(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, h: Int, w: Int,
@@ -78,10 +98,7 @@ extension Conv3x3 {
         let wp = params + weight, bp: UnsafePointer<Float>? = addBias ? params + bias : nil
         Winograd.passes += 1
         let tF = Profiler.start()
-        parallelWorkers(nw) { wi in
-            let o = Conv3x3.part(cout, nw, wi)
-            if !o.isEmpty { ek_wino_filter(Int32(o.count), Int32(cin), wp + o.lowerBound * cin * 9, u + o.lowerBound * cin, su) }
-        }
+        transformFilter(wp, into: u, su: su, workers: nw)
         Profiler.stop(tF, "  conv winograd filter")
         var n0 = 0, vOffset = uCount
         while n0 < batch {
@@ -91,13 +108,7 @@ extension Conv3x3 {
             let m = scratch.dcol.pointer
             let xg = x + n0 * cin * plane, yg = y + n0 * cout * plane
             let tI = Profiler.start()
-            parallelWorkers(nw) { wi in
-                let c = Conv3x3.part(cin, nw, wi)
-                if !c.isEmpty {
-                    ek_wino_input(Int32(gn), Int32(c.count), Int32(h), Int32(w), xg + c.lowerBound * plane, cin * plane,
-                                  v + c.lowerBound * tiles, tiles, sv)
-                }
-            }
+            transformInput(xg, samples: gn, h: h, w: w, into: v, tiles: tiles, sv: sv, workers: nw)
             Profiler.stop(tI, "  conv winograd input")
             let tG = Profiler.start()
             parallelWorkers(nw) { wi in
@@ -138,10 +149,7 @@ extension Conv3x3 {
             u = saved
             du = buf
         } else {
-            parallelWorkers(nw) { wi in
-                let o = Conv3x3.part(cout, nw, wi)
-                if !o.isEmpty { ek_wino_filter(Int32(o.count), Int32(cin), wp + o.lowerBound * cin * 9, buf + o.lowerBound * cin, su) }
-            }
+            transformFilter(wp, into: buf, su: su, workers: nw)
             u = UnsafePointer(buf)
             du = buf + uCount
         }
@@ -158,13 +166,7 @@ extension Conv3x3 {
                 v = saved + vOffset
             } else {
                 let col = scratch.col.pointer
-                parallelWorkers(nw) { wi in
-                    let c = Conv3x3.part(cin, nw, wi)
-                    if !c.isEmpty {
-                        ek_wino_input(Int32(gn), Int32(c.count), Int32(h), Int32(w), xg + c.lowerBound * plane, cin * plane,
-                                      col + c.lowerBound * tiles, tiles, sv)
-                    }
-                }
+                transformInput(xg, samples: gn, h: h, w: w, into: col, tiles: tiles, sv: sv, workers: nw)
                 v = UnsafePointer(col)
             }
             let dm = scratch.dcol.pointer
