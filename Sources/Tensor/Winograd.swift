@@ -12,8 +12,10 @@ enum Winograd {
 
     /// Fewest tiles per GEMM (samples per group × plane / 4) for the transformed path. Its filter transform and the
     /// transformed weights (16/9 the size, read and written again in backward) cost memory traffic in proportion to
-    /// cout·cin, which only enough tiles amortise. Benchmark knob: EPISODIC_WINOGRAD_MIN_TILES.
-    nonisolated(unsafe) static var minTiles = Conv3x3.envInt("EPISODIC_WINOGRAD_MIN_TILES") ?? 64
+    /// cout·cin, which only enough tiles amortise. 32 takes in the 4² planes at batch 8 (the 480-channel level of the
+    /// 64² network: its steps faster in 5 of 6 rounds run side by side, once their input gradient stopped transposing U);
+    /// 2² planes (8 tiles) lose. Benchmark knob: EPISODIC_WINOGRAD_MIN_TILES.
+    nonisolated(unsafe) static var minTiles = Conv3x3.envInt("EPISODIC_WINOGRAD_MIN_TILES") ?? 32
 
     /// Planes up to this width move from the implicit path to the Winograd one as well. Benchmark knob:
     /// EPISODIC_WINOGRAD_IMPLICIT_WIDTH.
@@ -199,10 +201,19 @@ extension Conv3x3 {
             if let dx = dx {
                 let dv = scratch.tmp.pointer, dxg = dx + n0 * cin * plane
                 let tX = Profiler.start()
+                // Few tiles against wide weights (the 4² planes): transpose dM_t and the result instead of U_t,
+                // dV_tᵀ = dM_tᵀ·U_t, moving (cout + cin)·tiles floats instead of cout·cin.
+                let transposeActivations = (cout + cin) * tiles < cout * cin
                 parallelWorkers(nw) { wi in
                     let utw = ut + wi * cin * cout
                     for t in Conv3x3.part(16, nw, wi) {
-                        if ConvGEMM.useKernels {
+                        if ConvGEMM.useKernels && transposeActivations {
+                            let dvT = utw + tiles * cout
+                            ek_transpose(Int32(cout), Int32(tiles), dm + t * sm, Int32(tiles), utw, Int32(cout))
+                            convGEMM(m: tiles, n: cin, k: cout, a: utw, lda: cout, b: u + t * su, ldb: cin, beta: 0,
+                                     c: dvT, ldc: cin)
+                            ek_transpose(Int32(tiles), Int32(cin), dvT, Int32(cin), dv + t * sv, Int32(tiles))
+                        } else if ConvGEMM.useKernels {
                             // U_tᵀ, then the NN product: 150–160 GFLOP/s against OpenBLAS's 116 for Uᵀ·dM in place
                             // (256×256, 128 tiles; the transpose is a seventh of the product's time).
                             ek_transpose(Int32(cout), Int32(cin), u + t * su, Int32(cin), utw, Int32(cout))

@@ -48,7 +48,7 @@ final class GradientCheckTests: XCTestCase {
         Conv3x3.tileThreshold = 512 * 1024
         Conv3x3.tileFloats = 256 * 1024
         Conv3x3.groupedFlipMaxCout = 256
-        Winograd.minTiles = 64
+        Winograd.minTiles = 32
     }
 
     func runConv3x3(stride: Int, groupColumns: Int, batch: Int = 3, cin: Int = 3, cout: Int = 4, h: Int = 7, w: Int = 6,

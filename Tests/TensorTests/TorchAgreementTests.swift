@@ -80,7 +80,7 @@ final class TorchAgreementTests: XCTestCase {
 
     override func tearDown() {
         Im2col.useImplicit = true
-        Winograd.minTiles = 64
+        Winograd.minTiles = 32
     }
 
     func testForwardLossBackwardAdamWMatchPyTorch() throws { try checkAgainstPyTorch() }

@@ -8,7 +8,7 @@ import XCTest
 final class WinogradTests: XCTestCase {
     override func tearDown() {
         Winograd.enabled = true
-        Winograd.minTiles = 64
+        Winograd.minTiles = 32
         Conv3x3.groupColumns = 2048
         ek_wino_use_vector(-1)
         Im2col.useImplicit = true
@@ -136,11 +136,12 @@ final class WinogradTests: XCTestCase {
     /// The Winograd path against im2col + GEMM (the same layer with Winograd switched off): y, dW, db and dx within
     /// float rounding, written and accumulated dx, with and without the training forward's saved operands. Shapes:
     /// Cin > Cout (the decoder's concat convs) and Cin < Cout, a non-square plane, several groups with a partial
-    /// last one (3 samples in groups of 2), and a 4×4 plane (every tile on the border). Split over 3 workers it gives
-    /// the same bits as on one.
+    /// last one (3 samples in groups of 2), 4×4 planes (every tile on the border; 40→24 over 8 tiles has its input
+    /// gradient transpose dM rather than U). Split over 3 workers it gives the same bits as on one.
     func testWinogradMatchesIm2colPath() {
         Winograd.minTiles = 1
-        for (cin, cout, h, w, batch, groupColumns) in [(10, 4, 6, 8, 3, 96), (3, 8, 8, 8, 2, 2048), (16, 16, 4, 4, 3, 2048)] {
+        for (cin, cout, h, w, batch, groupColumns) in [(10, 4, 6, 8, 3, 96), (3, 8, 8, 8, 2, 2048), (16, 16, 4, 4, 3, 2048),
+                                                       (40, 24, 4, 4, 2, 2048)] {
             Conv3x3.groupColumns = groupColumns
             let conv = Conv3x3(cin: cin, cout: cout, stride: 1, weight: 0, bias: cout * cin * 9)
             Winograd.enabled = true
@@ -179,7 +180,8 @@ final class WinogradTests: XCTestCase {
     func testWinogradSelection() {
         let conv = Conv3x3(cin: 16, cout: 16, stride: 1, weight: 0, bias: 16 * 16 * 9)
         XCTAssertTrue(conv.winogradApplies(batch: 8, h: 8, w: 8), "8 samples × 16 tiles")
-        XCTAssertFalse(conv.winogradApplies(batch: 2, h: 8, w: 8), "32 tiles per group is below the default 64")
+        XCTAssertTrue(conv.winogradApplies(batch: 2, h: 8, w: 8), "32 tiles per group, the default minimum")
+        XCTAssertFalse(conv.winogradApplies(batch: 2, h: 4, w: 4), "8 tiles per group")
         XCTAssertFalse(conv.winogradApplies(batch: 8, h: 2, w: 2), "2×2 planes")
         XCTAssertFalse(conv.winogradApplies(batch: 8, h: 8, w: 7), "odd width")
         XCTAssertFalse(Conv3x3(cin: 16, cout: 16, stride: 2, weight: 0, bias: 0).winogradApplies(batch: 8, h: 8, w: 8))
