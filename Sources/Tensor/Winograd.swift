@@ -4,8 +4,9 @@ import Foundation
 /// Winograd F(2×2, 3×3) for the grouped small-plane convs (stride 1, even planes): each 4×4 input tile and each
 /// filter are transformed once, and the convolution becomes 16 GEMMs with inner dimension cin (or cout) over the
 /// tiles: 2.25× fewer multiply-adds than im2col's cin·9. Forward, weight and input gradient all run in the
-/// transformed domain (the backward is the exact adjoint of the forward). The transforms are C (ek_winograd.c);
-/// the GEMMs are convGEMM's, with OpenBLAS for the input gradient's Uᵀ·dM.
+/// transformed domain (the backward is the exact adjoint of the forward). The transforms are C (ek_winograd.c,
+/// AVX-512 where the CPU has it); the GEMMs are convGEMM's (our kernels where they win, else OpenBLAS; OpenBLAS only
+/// under EPISODIC_GEMM=blas).
 enum Winograd {
     /// Benchmark knob and test switch: EPISODIC_WINOGRAD=0 keeps every layer on im2col + GEMM.
     nonisolated(unsafe) static var enabled = getenv("EPISODIC_WINOGRAD").map { String(cString: $0) != "0" } ?? true
@@ -25,7 +26,7 @@ enum Winograd {
     nonisolated(unsafe) static var passes = 0
 
     /// What a workspace was sized for (a workspace sized under other settings is not reused).
-    static var fingerprint: Int { enabled ? minTiles : 0 }
+    static var fingerprint: Int { enabled ? minTiles &* 4096 &+ maxImplicitWidth : 0 }
 }
 
 extension Conv3x3 {
