@@ -33,7 +33,9 @@ let package = Package(
         .target(name: "Refine", dependencies: ["Data"], path: "Sources/Refine"),
         .target(name: "Train", dependencies: ["Tensor", "Data", "Sampling", "Metrics", "DataParallel"], path: "Sources/Train"),
         .executableTarget(name: "episodic", dependencies: ["Train", "Tensor", "Data", "Sampling", "Metrics", "DataParallel", "Refine"], path: "Sources/episodic"),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests", resources: [.copy("Fixtures")]),
+        // Test support only: glibc's heap-in-use count for the steady-state memory test.
+        .target(name: "CHeapProbe", path: "Tests/CHeapProbe"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CHeapProbe"], path: "Tests/TensorTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: ["Data"], path: "Tests/DataTests", resources: [.copy("Fixtures")]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"], path: "Tests/SamplingTests"),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics"], path: "Tests/MetricsTests", resources: [.copy("Fixtures")]),
