@@ -13,11 +13,12 @@
 /* -1: decide on first use (AVX-512 when the CPU has it); 0: portable loops; 1: AVX-512 (tests compare the two). */
 static int wino_vector = -1;
 void ek_wino_use_vector(int on) { wino_vector = on; }
-static int use_vector(int w) {
-    if (w < 0) { if (wino_vector < 0) wino_vector = ek_avx512_available(); return wino_vector; } /* any width */
+static int vector_on(void) {
     if (wino_vector < 0) wino_vector = ek_avx512_available();
-    return wino_vector && w + 2 <= 32; /* a padded row in two vectors */
+    return wino_vector;
 }
+/* The plane transforms hold a padded row in two vectors. */
+static int use_vector(int w) { return vector_on() && w + 2 <= 32; }
 
 static void ek_wino_filter_portable(int co, int ci, const float *w, float *u, long su) {
     for (int o = 0; o < co; o++) {
@@ -487,14 +488,14 @@ void ek_wino_output_adjoint(int nb, int co, int h, int w, const float *dy, long 
 
 void ek_wino_filter(int co, int ci, const float *w, float *u, long su) {
 #if WV_HAVE
-    if (use_vector(-1)) { wino_filter_avx(co, ci, w, u, su); return; }
+    if (vector_on()) { wino_filter_avx(co, ci, w, u, su); return; }
 #endif
     ek_wino_filter_portable(co, ci, w, u, su);
 }
 
 void ek_wino_filter_adjoint(int co, int ci, const float *du, long su, float *dw) {
 #if WV_HAVE
-    if (use_vector(-1)) { wino_filter_adjoint_avx(co, ci, du, su, dw); return; }
+    if (vector_on()) { wino_filter_adjoint_avx(co, ci, du, su, dw); return; }
 #endif
     ek_wino_filter_adjoint_portable(co, ci, du, su, dw);
 }

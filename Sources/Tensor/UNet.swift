@@ -9,8 +9,8 @@ final class BlockBuffers {
     let stats: FloatBuffer
     let mask: FloatBuffer
     var dropped = false
-    /// The conv's im2col columns kept from a training forward for its dW in backward (grouped small-plane layers
-    /// only, Conv3x3.savedColumnsCount floats); nil where backward rebuilds them, and until the first training
+    /// What a training forward keeps for the conv's dW in backward: the grouped small-plane layers' im2col columns, or
+    /// the Winograd layers' U and V (Conv3x3.savedColumnsCount floats); nil where backward rebuilds them, and until the first training
     /// forward at this shape (an inference-only workspace, e.g. validation's, never allocates them).
     private(set) var cols: FloatBuffer?
     let colsCount: Int
@@ -83,16 +83,7 @@ final class Workspace {
         func need(_ n: (Int, Int, Int, Int)) {
             colCount = max(colCount, n.0); tmpCount = max(tmpCount, n.1); wColCount = max(wColCount, n.2); wDWCount = max(wDWCount, n.3)
         }
-        for s in 0..<S {
-            for j in 0..<cfg.convsPerStage {
-                let inS = (j == 0 && s > 0) ? s - 1 : s
-                need(net.encConv[s][j].scratchNeeds(batch: batch, h: height >> inS, w: width >> inS))
-            }
-        }
-        for d in 0..<(S - 1) {
-            let s = S - 2 - d
-            for j in 0..<cfg.convsPerStage { need(net.decConv[d][j].scratchNeeds(batch: batch, h: height >> s, w: width >> s)) }
-        }
+        for (conv, h, w) in net.conv3x3Layers(height: height, width: width) { need(conv.scratchNeeds(batch: batch, h: h, w: w)) }
         scratch = ConvScratch(colCount: colCount, tmpCount: tmpCount, workers: ConvScratch.defaultWorkers(),
                               workerColCount: wColCount, workerDWCount: wDWCount)
         ttmp = FloatBuffer(count: ttmpCount)
@@ -212,22 +203,30 @@ public final class UNet {
     /// executes 3·(forwardFLOPs − this) multiply-add FLOPs. Throughput figures count forwardFLOPs, the direct
     /// convolution's work (as PyTorch's FLOP counts do); this gives what the GEMMs really did.
     public func winogradSkippedFLOPs(height: Int, width: Int, batch: Int) -> Double {
+        // Winograd layers are stride 1: their output plane is their input's.
         var macs = 0.0
-        for s in 0..<config.stages {
-            for (j, c) in encConv[s].enumerated() {
-                let inS = (j == 0 && s > 0) ? s - 1 : s
-                if c.winogradApplies(batch: batch, h: height >> inS, w: width >> inS) {
-                    macs += Double(c.cout * c.cin * 9 * (height >> s) * (width >> s))
-                }
-            }
-        }
-        for d in 0..<(config.stages - 1) {
-            let s = config.stages - 2 - d
-            for c in decConv[d] where c.winogradApplies(batch: batch, h: height >> s, w: width >> s) {
-                macs += Double(c.cout * c.cin * 9 * (height >> s) * (width >> s))
-            }
+        for (c, h, w) in conv3x3Layers(height: height, width: width) where c.winogradApplies(batch: batch, h: h, w: w) {
+            macs += Double(c.cout * c.cin * 9 * h * w)
         }
         return 2 * macs * 5 / 9
+    }
+
+    /// Every 3×3 conv with its input plane at this input size: the encoder's (a stage's first conv reads the plane
+    /// above it, except in stage 0), then the decoder's.
+    func conv3x3Layers(height: Int, width: Int) -> [(conv: Conv3x3, h: Int, w: Int)] {
+        let S = config.stages
+        var layers: [(conv: Conv3x3, h: Int, w: Int)] = []
+        for s in 0..<S {
+            for (j, c) in encConv[s].enumerated() {
+                let inS = (j == 0 && s > 0) ? s - 1 : s
+                layers.append((c, height >> inS, width >> inS))
+            }
+        }
+        for d in 0..<(S - 1) {
+            let s = S - 2 - d
+            for c in decConv[d] { layers.append((c, height >> s, width >> s)) }
+        }
+        return layers
     }
 
     /// Analytic forward FLOPs per image (2·MACs of every conv, transposed conv and the head).
